@@ -1,0 +1,74 @@
+"""The consolidator contract: habits that protect what was learned.
+
+A consolidator adds loss terms, edits gradients or constrains parameters
+around the optimiser step. It sees the learner only through the explicit
+:class:`~lifelong.engine.context.Context` the loop hands it (model, optimiser,
+current task, memory, device...), never through hidden shared state. One
+method, one file, one small class: a new method is added by writing a file
+that subclasses :class:`Consolidator` and registers it in ``CONSOLIDATORS``;
+the loop does not change.
+
+Hook order inside one training step::
+
+    out = model(batch)                       # forward
+    loss = task_loss + sum(c.penalty(ctx, batch, out))
+    loss.backward()
+    for c in consolidators: c.after_backward(ctx, batch)   # e.g. A-GEM projection, HFT masks
+    optimiser.step()
+    for c in consolidators: c.after_step(ctx)              # e.g. SI path integral
+
+and around each task: ``before_task(ctx)`` (after the model has grown its head
+and the optimiser was built) and ``after_task(ctx)`` (e.g. EWC's Fisher).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, ClassVar
+
+import torch
+from torch import Tensor
+
+if TYPE_CHECKING:  # pragma: no cover
+    from lifelong.data.examples import Examples
+    from lifelong.engine.context import Context
+
+
+class Consolidator:
+    """Base class; every hook is optional."""
+
+    name: ClassVar[str] = "consolidator"
+    #: fields the replay memory must store for this method (e.g. DER's ``logits``)
+    memory_fields: ClassVar[tuple[str, ...]] = ()
+    #: whether the method needs a replay memory to work (A-GEM, DER...)
+    needs_memory: ClassVar[bool] = False
+
+    def before_task(self, ctx: "Context") -> None:
+        pass
+
+    def penalty(self, ctx: "Context", batch: "Examples", out: Tensor) -> Tensor | None:
+        """An extra loss term for this batch (a scalar tensor), or None."""
+        return None
+
+    def after_backward(self, ctx: "Context", batch: "Examples") -> None:
+        pass
+
+    def after_step(self, ctx: "Context") -> None:
+        pass
+
+    def after_task(self, ctx: "Context") -> None:
+        pass
+
+    def memory_extras(self, ctx: "Context", examples: "Examples") -> dict[str, Tensor]:
+        """Extra per-sample fields to store in memory with ``examples`` (see ``memory_fields``)."""
+        return {}
+
+    def state_dict(self) -> dict[str, Any]:
+        return {k: v for k, v in self.__dict__.items()}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+
+
+def snapshot(model: torch.nn.Module, trainable_only: bool = True) -> dict[str, Tensor]:
+    """A detached copy of the model's (trainable) parameters."""
+    return {n: p.detach().clone() for n, p in model.named_parameters() if p.requires_grad or not trainable_only}

@@ -1,0 +1,112 @@
+"""Objectives: how a model is run on a batch, scored and assessed.
+
+The loop is the same for classifiers and language models; what differs lives
+here. An objective knows which fields the model consumes (``model_fields``,
+also what replay memory stores), how to compute per-sample losses (schedules
+get them as feedback), and how to assess a task (the accuracy matrix entry).
+:class:`ClassificationObjective` covers the three classic scenarios;
+``lifelong.hf.objective.CausalLMObjective`` covers language models.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol, Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from lifelong.data.examples import Examples
+from lifelong.data.task import Stream, Task
+
+
+class Objective(Protocol):
+    model_fields: tuple[str, ...]
+
+    def begin_task(self, stream: Stream, task: Task, seen_classes: Sequence[int]) -> None: ...
+
+    def forward(self, model: nn.Module, data: Examples) -> Tensor: ...
+
+    def per_sample_loss(self, out: Tensor, data: Examples) -> Tensor: ...
+
+    def correct(self, out: Tensor, data: Examples) -> Tensor | None: ...
+
+    def evaluate(self, model: nn.Module, task: Task, device: torch.device, batch_size: int,
+                 baseline: bool = False) -> float: ...
+
+
+class ClassificationObjective:
+    """Cross-entropy classification under the task-, domain- or class-incremental scenario.
+
+    * class-incremental: logits of classes not seen so far are masked, so the
+      model chooses among all classes seen up to the current task;
+    * task-incremental: each sample's logits are masked to its own task's
+      classes (``task`` field), equivalent to one head per task;
+    * domain-incremental: no masking.
+    """
+
+    model_fields = ("x", "y")
+
+    def __init__(self, stream: Stream):
+        self.scenario = stream.scenario
+        n = max(stream.num_classes, 1 + max((max(t.classes) for t in stream.tasks if t.classes), default=0))
+        self.num_classes = n
+        masks = torch.zeros(len(stream.tasks), n, dtype=torch.bool)
+        for t in stream.tasks:
+            masks[t.index, list(t.classes)] = True
+        self.task_masks = masks  # [tasks, classes]
+        self.seen = torch.zeros(n, dtype=torch.bool)
+        self._device_masks: dict[torch.device, tuple[Tensor, Tensor]] = {}
+
+    def begin_task(self, stream: Stream, task: Task, seen_classes: Sequence[int]) -> None:
+        self.seen = torch.zeros(self.num_classes, dtype=torch.bool)
+        self.seen[list(seen_classes)] = True
+        self._device_masks.clear()
+
+    def _masks(self, device: torch.device) -> tuple[Tensor, Tensor]:
+        m = self._device_masks.get(device)
+        if m is None:
+            m = (self.seen.to(device), self.task_masks.to(device))
+            self._device_masks[device] = m
+        return m
+
+    def mask_logits(self, logits: Tensor, data: Examples, seen: Tensor | None = None) -> Tensor:
+        if self.scenario == "domain":
+            return logits
+        seen_m, task_m = self._masks(logits.device)
+        n = logits.shape[1]
+        if self.scenario == "class":
+            m = (seen if seen is not None else seen_m)[:n]
+            if bool(m.all()):
+                return logits
+            return logits.masked_fill(~m, float("-inf"))
+        m = task_m[data["task"].long()][:, :n] if "task" in data else seen_m[:n]
+        return logits.masked_fill(~m, float("-inf"))
+
+    def forward(self, model: nn.Module, data: Examples) -> Tensor:
+        return self.mask_logits(model(data["x"]), data)
+
+    def per_sample_loss(self, out: Tensor, data: Examples) -> Tensor:
+        return F.cross_entropy(out, data["y"].long(), reduction="none")
+
+    def correct(self, out: Tensor, data: Examples) -> Tensor:
+        return out.argmax(1) == data["y"]
+
+    @torch.no_grad()
+    def evaluate(self, model: nn.Module, task: Task, device: torch.device, batch_size: int = 512,
+                 baseline: bool = False) -> float:
+        """Accuracy on the task's test set. ``baseline`` assesses an untrained
+        model, with every class of the stream active."""
+        was_training = model.training
+        model.eval()
+        test = task.test
+        seen = torch.ones(self.num_classes, dtype=torch.bool, device=device) if baseline else None
+        hits = 0
+        for start in range(0, test.size, batch_size):
+            part = test.take(slice(start, start + batch_size))
+            x = part["x"].to(device, non_blocking=True)
+            data = Examples(x=x, y=part["y"].to(device), task=torch.full((part.size,), task.index, device=device))
+            logits = self.mask_logits(model(x), data, seen)
+            hits += int((logits.argmax(1) == data["y"]).sum())
+        model.train(was_training)
+        return hits / max(1, test.size)

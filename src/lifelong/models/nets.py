@@ -1,0 +1,137 @@
+"""Reference networks (MLP, small CNN) and the growing classifier head."""
+
+from __future__ import annotations
+
+import math
+from typing import Sequence
+
+import torch
+from torch import Tensor, nn
+
+from lifelong.errors import ConfigError
+from lifelong.registry import Registry
+
+MODELS: Registry = Registry("model")
+
+
+class IncrementalClassifier(nn.Module):
+    """A backbone plus a linear head that grows as new classes arrive.
+
+    ``adapt(classes)`` adds output units up to ``max(classes) + 1``, copying the
+    existing units' weights; it returns True when parameters changed (the
+    optimiser must then be rebuilt, which the loop does).
+    """
+
+    def __init__(self, backbone: nn.Module, feature_dim: int, initial_classes: int = 0):
+        super().__init__()
+        self.backbone = backbone
+        self.feature_dim = int(feature_dim)
+        self.head = nn.Linear(self.feature_dim, max(1, int(initial_classes)))
+        self.num_outputs = int(initial_classes)
+
+    def features(self, x: Tensor) -> Tensor:
+        return self.backbone(x)
+
+    def forward(self, x: Tensor) -> Tensor:
+        # All allocated units are returned; the objective masks the classes not
+        # seen yet, so an untrained model can still be assessed (forward transfer).
+        return self.head(self.backbone(x))
+
+    @torch.no_grad()
+    def adapt(self, classes: Sequence[int]) -> bool:
+        need = max(classes) + 1 if len(classes) else 0
+        if need <= self.num_outputs:
+            return False
+        old = self.head
+        if need > old.out_features:
+            new = nn.Linear(self.feature_dim, need).to(old.weight.device, old.weight.dtype)
+            k = self.num_outputs
+            if k:
+                new.weight[:k] = old.weight[:k]
+                new.bias[:k] = old.bias[:k]
+            self.head = new
+        self.num_outputs = need
+        return True
+
+    def load_state_dict(self, state_dict, strict: bool = True, assign: bool = False):  # type: ignore[override]
+        # A checkpoint may hold a larger head than a freshly built model: grow first.
+        w = state_dict.get("head.weight")
+        if w is not None and w.shape[0] != self.head.out_features:
+            self.head = nn.Linear(self.feature_dim, w.shape[0]).to(self.head.weight.device)
+        if "num_outputs" in state_dict:
+            state_dict = dict(state_dict)
+            self.num_outputs = int(state_dict.pop("num_outputs"))
+        return super().load_state_dict(state_dict, strict=strict, assign=assign)
+
+    def state_dict(self, *args, **kwargs):  # type: ignore[override]
+        sd = super().state_dict(*args, **kwargs)
+        sd["num_outputs"] = torch.tensor(self.num_outputs)
+        return sd
+
+
+@MODELS.register("mlp")
+class MLP(nn.Module):
+    """Fully connected ReLU network over flattened inputs (the backbone of most CL benchmarks)."""
+
+    def __init__(self, input_dim: int, hidden: Sequence[int] = (256, 256), dropout: float = 0.0):
+        super().__init__()
+        layers: list[nn.Module] = [nn.Flatten()]
+        d = int(input_dim)
+        for h in hidden:
+            layers += [nn.Linear(d, int(h)), nn.ReLU()]
+            if dropout:
+                layers.append(nn.Dropout(dropout))
+            d = int(h)
+        self.net = nn.Sequential(*layers)
+        self.out_dim = d
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.net(x)
+
+
+@MODELS.register("cnn")
+class SmallCNN(nn.Module):
+    """Two conv blocks and a linear layer, for 1-D (mnist1d) or 2-D (images) inputs."""
+
+    def __init__(self, input_shape: Sequence[int], channels: Sequence[int] = (32, 64), out_dim: int = 128):
+        super().__init__()
+        shape = tuple(int(s) for s in input_shape)
+        if len(shape) == 1:
+            shape = (1, shape[0])
+        conv = nn.Conv1d if len(shape) == 2 else nn.Conv2d
+        pool = nn.MaxPool1d if len(shape) == 2 else nn.MaxPool2d
+        c_in = shape[0]
+        layers: list[nn.Module] = []
+        for c in channels:
+            layers += [conv(c_in, int(c), 3, padding=1), nn.ReLU(), pool(2)]
+            c_in = int(c)
+        self.input_shape = shape
+        self.conv = nn.Sequential(*layers)
+        with torch.no_grad():
+            n = self.conv(torch.zeros(1, *shape)).numel()
+        self.fc = nn.Sequential(nn.Flatten(), nn.Linear(n, out_dim), nn.ReLU())
+        self.out_dim = out_dim
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.fc(self.conv(x.reshape(x.shape[0], *self.input_shape)))
+
+
+def build_model(name: str, input_shape: Sequence[int], num_classes: int, **params) -> IncrementalClassifier:
+    """Build a registered backbone with a growing head sized for ``num_classes``.
+
+    ``num_classes`` outputs are allocated up front when known (so the untrained
+    model can be assessed for forward transfer) but only the classes seen so
+    far are active; see :meth:`IncrementalClassifier.adapt`.
+    """
+    cls = MODELS.get(name)
+    if name == "mlp":
+        backbone = cls(input_dim=math.prod(input_shape), **params)
+    else:
+        backbone = cls(input_shape=input_shape, **params)
+    try:
+        feature_dim = backbone.out_dim
+    except AttributeError:  # pragma: no cover
+        raise ConfigError(f"model '{name}' must expose out_dim") from None
+    model = IncrementalClassifier(backbone, feature_dim, initial_classes=num_classes)
+    model.num_outputs = 0  # no class is active before the first task
+    return model
