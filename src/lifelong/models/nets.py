@@ -8,7 +8,6 @@ from typing import Sequence
 import torch
 from torch import Tensor, nn
 
-from lifelong.errors import ConfigError
 from lifelong.registry import Registry
 
 MODELS: Registry = Registry("model")
@@ -69,7 +68,6 @@ class IncrementalClassifier(nn.Module):
         return sd
 
 
-@MODELS.register("mlp")
 class MLP(nn.Module):
     """Fully connected ReLU network over flattened inputs (the backbone of most CL benchmarks)."""
 
@@ -89,7 +87,6 @@ class MLP(nn.Module):
         return self.net(x)
 
 
-@MODELS.register("cnn")
 class SmallCNN(nn.Module):
     """Two conv blocks and a linear layer, for 1-D (mnist1d) or 2-D (images) inputs."""
 
@@ -116,22 +113,30 @@ class SmallCNN(nn.Module):
         return self.fc(self.conv(x.reshape(x.shape[0], *self.input_shape)))
 
 
-def build_model(name: str, input_shape: Sequence[int], num_classes: int, **params) -> IncrementalClassifier:
-    """Build a registered backbone with a growing head sized for ``num_classes``.
-
-    ``num_classes`` outputs are allocated up front when known (so the untrained
-    model can be assessed for forward transfer) but only the classes seen so
-    far are active; see :meth:`IncrementalClassifier.adapt`.
-    """
-    cls = MODELS.get(name)
-    if name == "mlp":
-        backbone = cls(input_dim=math.prod(input_shape), **params)
-    else:
-        backbone = cls(input_shape=input_shape, **params)
-    try:
-        feature_dim = backbone.out_dim
-    except AttributeError:  # pragma: no cover
-        raise ConfigError(f"model '{name}' must expose out_dim") from None
-    model = IncrementalClassifier(backbone, feature_dim, initial_classes=num_classes)
+def _classifier(backbone: nn.Module, stream) -> IncrementalClassifier:
+    model = IncrementalClassifier(backbone, backbone.out_dim, initial_classes=stream.num_classes)
     model.num_outputs = 0  # no class is active before the first task
     return model
+
+
+@MODELS.register("mlp")
+def mlp(stream, hidden: Sequence[int] = (256, 256), dropout: float = 0.0) -> IncrementalClassifier:
+    """MLP backbone (flattened inputs) with a growing classifier head."""
+    return _classifier(MLP(math.prod(stream.input_shape), hidden, dropout), stream)
+
+
+@MODELS.register("cnn")
+def cnn(stream, channels: Sequence[int] = (32, 64), out_dim: int = 128) -> IncrementalClassifier:
+    """Small 1-D/2-D CNN backbone with a growing classifier head."""
+    return _classifier(SmallCNN(stream.input_shape, channels, out_dim), stream)
+
+
+def build_model(name: str, stream, **params) -> nn.Module:
+    """Build a registered model for ``stream``. Registry entries are factories
+    ``factory(stream, **params) -> nn.Module``; classification factories return
+    an :class:`IncrementalClassifier` sized for ``stream.num_classes`` (only the
+    classes seen so far are active), language-model factories (``lifelong.hf``)
+    return a causal LM."""
+    from lifelong.registry import build
+
+    return build(MODELS, name, params, stream=stream)
