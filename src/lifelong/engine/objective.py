@@ -56,11 +56,13 @@ class ClassificationObjective:
             masks[t.index, list(t.classes)] = True
         self.task_masks = masks  # [tasks, classes]
         self.seen = torch.zeros(n, dtype=torch.bool)
+        self._all_seen = False
         self._device_masks: dict[torch.device, tuple[Tensor, Tensor]] = {}
 
     def begin_task(self, stream: Stream, task: Task, seen_classes: Sequence[int]) -> None:
         self.seen = torch.zeros(self.num_classes, dtype=torch.bool)
         self.seen[list(seen_classes)] = True
+        self._all_seen = bool(self.seen.all())
         self._device_masks.clear()
 
     def _masks(self, device: torch.device) -> tuple[Tensor, Tensor]:
@@ -76,10 +78,11 @@ class ClassificationObjective:
         seen_m, task_m = self._masks(logits.device)
         n = logits.shape[1]
         if self.scenario == "class":
-            m = (seen if seen is not None else seen_m)[:n]
-            if bool(m.all()):
-                return logits
-            return logits.masked_fill(~m, float("-inf"))
+            if seen is None:
+                if self._all_seen:  # a Python bool: no device sync on the hot path
+                    return logits
+                seen = seen_m
+            return logits.masked_fill(~seen[:n], float("-inf"))
         m = task_m[data["task"].long()][:, :n] if "task" in data else seen_m[:n]
         return logits.masked_fill(~m, float("-inf"))
 
@@ -91,6 +94,20 @@ class ClassificationObjective:
 
     def correct(self, out: Tensor, data: Examples) -> Tensor:
         return out.argmax(1) == data["y"]
+
+    def distillation(self, out_new: Tensor, out_old: Tensor, data: Examples, temperature: float = 2.0,
+                     mask: Tensor | None = None) -> Tensor:
+        """Knowledge-distillation loss (LwF): KL(old || new) of the softened
+        distributions, scaled by T^2. ``mask`` (bool over classes) restricts it
+        to the classes the old model knew; by default, the classes whose old
+        logits are finite in the first row."""
+        if mask is None:
+            mask = torch.isfinite(out_old[0])
+        mask = mask[: out_new.shape[1]].to(out_new.device)
+        new, old = out_new[:, mask], out_old[:, mask]
+        t = float(temperature)
+        return F.kl_div(F.log_softmax(new / t, dim=1), F.log_softmax(old / t, dim=1),
+                        reduction="batchmean", log_target=True) * (t * t)
 
     @torch.no_grad()
     def evaluate(self, model: nn.Module, task: Task, device: torch.device, batch_size: int = 512,

@@ -14,7 +14,7 @@ the task).
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import Any, Callable, ClassVar
 
 import torch
 from torch import Tensor
@@ -60,9 +60,35 @@ class Memory:
         for k, v in data.items():
             self.store[k][slots] = v[rows].to(self.store[k].dtype)
 
-    def add(self, data: Examples, ctx: Any = None) -> None:
-        """Offer a task's examples (with a ``task`` field) to the memory."""
+    def select(self, data: Examples, ctx: Any = None) -> tuple[Tensor, Tensor]:
+        """Choose where new examples go: ``(slots, rows)`` pairs, meaning row
+        ``rows[k]`` of ``data`` is stored in slot ``slots[k]`` (a slot may be
+        a fresh one, ``< capacity``, or one being overwritten). Subclasses
+        implement their selection policy here; it must not touch storage."""
         raise NotImplementedError
+
+    def add(self, data: Examples, ctx: Any = None,
+            extras: Callable[[Examples], dict[str, Tensor]] | None = None) -> None:
+        """Offer ``data`` (one task's examples, with a ``task`` field) to the memory.
+
+        ``extras(chosen)`` computes additional per-sample fields (e.g. DER's
+        logits) for the rows actually stored, so the cost stays proportional
+        to what is kept, not to the task's size.
+        """
+        if self.capacity == 0 or data.size == 0:
+            return
+        slots, rows = self.select(data, ctx)
+        self.seen += data.size
+        if len(rows) == 0:
+            return
+        chosen = data.take(rows)
+        if extras is not None:
+            more = extras(chosen)
+            if more:
+                chosen = chosen.with_fields(**{k: v.detach().cpu() for k, v in more.items()})
+        self._ensure_storage(chosen)
+        self.write(slots, chosen, torch.arange(len(rows)))
+        self.filled = min(self.capacity, max(self.filled, int(slots.max()) + 1))
 
     def task_counts(self, num_tasks: int) -> Tensor:
         if not self.filled:

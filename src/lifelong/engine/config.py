@@ -1,0 +1,84 @@
+"""Plain dataclasses that configure the loop: how to train (``TrainConfig``)
+and what to train with (``Recipe``: consolidators, memory, schedules, pool).
+
+The YAML schema (:mod:`lifelong.config`) validates user input and builds these.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from lifelong.errors import ConfigError
+
+POOLS = ("current", "cumulative", "joint", "memory")
+
+
+@dataclass
+class TrainConfig:
+    epochs: int = 1
+    #: optimiser steps per task; when > 0 it replaces ``epochs``
+    steps: int = 0
+    batch_size: int = 32
+    optimizer: Literal["sgd", "adam", "adamw"] = "sgd"
+    lr: float = 0.01
+    momentum: float = 0.0
+    weight_decay: float = 0.0
+    grad_clip: float = 0.0
+    device: str = "auto"
+    amp: bool = False
+    seed: int = 0
+    #: evaluate every task every N steps for learning curves (0 = only at task ends)
+    eval_every: int = 0
+    eval_batch_size: int = 512
+    #: record loss and schedule state every N steps
+    log_every: int = 10
+    #: write a checkpoint every N steps (and always at task ends) when a checkpointer is given
+    checkpoint_every: int = 0
+    #: rebuild the optimiser at each task start (its state otherwise carries over)
+    reset_optimizer: bool = True
+
+    def __post_init__(self) -> None:
+        for name in ("epochs", "steps", "batch_size", "eval_every", "log_every", "checkpoint_every"):
+            if int(getattr(self, name)) < 0:
+                raise ConfigError(f"train.{name} must be >= 0; got {getattr(self, name)}.")
+        if self.batch_size < 1:
+            raise ConfigError(f"train.batch_size must be >= 1; got {self.batch_size}.")
+        if self.epochs < 1 and self.steps < 1:
+            raise ConfigError("train.epochs or train.steps must be >= 1.")
+        if self.optimizer not in ("sgd", "adam", "adamw"):
+            raise ConfigError(f"train.optimizer '{self.optimizer}' is unknown; choose one of: sgd, adam, adamw.")
+        if not self.lr > 0:
+            raise ConfigError(f"train.lr must be > 0; got {self.lr}.")
+
+
+@dataclass
+class Recipe:
+    """How a stream is learned: everything except the model and the data.
+
+    ``pool`` says what the study pool holds at task t: ``current`` (task t's
+    data), ``cumulative`` (tasks 0..t), ``joint`` (all tasks at once, a single
+    phase: the upper bound), ``memory`` (only the replay memory, filled with
+    task t before training: GDumb). ``reinit`` re-initialises the model before
+    each task (GDumb).
+    """
+
+    name: str = "naive"
+    consolidators: list[Any] = field(default_factory=list)
+    memory: Any = None
+    review: Any = None
+    curriculum: Any = None
+    scorer: Any = None
+    pool: str = "current"
+    reinit: bool = False
+
+    def __post_init__(self) -> None:
+        if self.pool not in POOLS:
+            raise ConfigError(f"pool '{self.pool}' is unknown; choose one of: {', '.join(POOLS)}.")
+        if self.pool == "memory" and self.memory is None:
+            raise ConfigError("pool 'memory' (GDumb) needs a memory; set memory.size > 0.")
+        needs = [c.name for c in self.consolidators if getattr(c, "needs_memory", False)]
+        if needs and (self.memory is None or self.memory.capacity == 0):
+            raise ConfigError(f"{', '.join(needs)} need(s) a replay memory; set memory.size > 0.")
+        if self.review is not None and self.memory is None:
+            raise ConfigError(f"review schedule '{self.review.name}' needs a replay memory; set memory.size > 0.")

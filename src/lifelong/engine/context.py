@@ -1,0 +1,85 @@
+"""The explicit state a consolidator, scorer or callback may see.
+
+The loop owns one :class:`Context` and passes it to every hook; there is no
+other channel between the loop and the methods (DESIGN.md: nothing mutates
+hidden shared state). Consolidators may use the model, optimiser, objective
+and memory; callbacks should only read.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import torch
+from torch import Tensor, nn
+
+from lifelong.data.examples import Examples
+from lifelong.data.task import Stream, Task
+
+if TYPE_CHECKING:  # pragma: no cover
+    from lifelong.engine.config import TrainConfig
+    from lifelong.engine.objective import Objective
+    from lifelong.memory.base import Memory
+
+
+@dataclass
+class Batch:
+    """One training batch: rows from the study pool first, then replayed rows.
+
+    ``data`` holds the model fields plus ``task`` for all rows; the first
+    ``n_new`` rows come from the pool (``pool_index`` gives their pool
+    indices), the rest from memory (``replay`` holds those rows with every
+    stored field, e.g. DER's ``logits``; ``replay_index`` their memory slots).
+    """
+
+    data: Examples
+    n_new: int
+    pool_index: Tensor
+    replay: Examples | None = None
+    replay_index: Tensor | None = None
+
+    @property
+    def size(self) -> int:
+        return self.data.size
+
+    @property
+    def new(self) -> Examples:
+        return self.data.take(slice(0, self.n_new)) if self.replay is not None else self.data
+
+
+@dataclass
+class Context:
+    model: nn.Module
+    stream: Stream
+    task: Task
+    objective: "Objective"
+    config: "TrainConfig"
+    device: torch.device
+    optimizer: torch.optim.Optimizer | None = None
+    memory: "Memory | None" = None
+    #: index of the current phase (task) in the stream
+    task_index: int = 0
+    #: tasks whose data forms the current study pool
+    pool_tasks: list[int] = field(default_factory=list)
+    #: classes seen up to and including the current task
+    seen_classes: list[int] = field(default_factory=list)
+    step: int = 0          # optimiser steps taken in this task
+    global_step: int = 0   # optimiser steps taken in the run
+    total_steps: int = 0   # planned steps for this task
+    last_loss: float = float("nan")
+    extras: dict[str, Any] = field(default_factory=dict)
+
+    def forward(self, data: Examples) -> Tensor:
+        """Run the model on ``data`` (moved to the device) through the objective."""
+        return self.objective.forward(self.model, data.to(self.device))
+
+    def memory_sample(self, n: int, generator: torch.Generator | None = None) -> Examples | None:
+        """``n`` uniformly drawn memory examples (for methods such as A-GEM), or None."""
+        if self.memory is None or len(self.memory) == 0:
+            return None
+        idx = torch.randint(len(self.memory), (min(n, len(self.memory)),), generator=generator)
+        return self.memory.examples.take(idx)
+
+    def trainable_parameters(self) -> list[tuple[str, nn.Parameter]]:
+        return [(n, p) for n, p in self.model.named_parameters() if p.requires_grad]
