@@ -186,6 +186,7 @@ def train_stream(
     amp_dtype = torch.bfloat16 if use_amp and torch.cuda.is_bf16_supported() else torch.float16
     scaler = torch.amp.GradScaler("cuda") if use_amp and amp_dtype == torch.float16 else None
     autocast = (lambda: torch.autocast("cuda", dtype=amp_dtype)) if use_amp else nullcontext
+    mean_loss = getattr(objective, "loss", None) or (lambda o, d: objective.per_sample_loss(o, d).mean())
     memory_fields = tuple(dict.fromkeys(f for c in consolidators for f in c.memory_fields))
 
     result = RunResult(task_names=stream.task_names)
@@ -275,6 +276,7 @@ def train_stream(
                         review.load_state_dict(resume["review"])
                         review_sampler.load_state_dict(resume["review_sampler"])
                     _set_rng_state(resume["rng"])
+                wants_feedback = curriculum.needs_feedback or (review_on and review.needs_feedback)
                 for cb in callbacks:
                     cb.on_task_start(ctx)
 
@@ -309,8 +311,11 @@ def train_stream(
                         Batch(pool.take(idx), len(idx), idx)
                     with autocast():
                         out = objective.forward(model, batch.data)
-                        losses = objective.per_sample_loss(out, batch.data)
-                        loss = losses.mean()
+                        if wants_feedback:
+                            losses = objective.per_sample_loss(out, batch.data)
+                            loss = losses.mean()
+                        else:  # the fused mean is cheaper when nobody needs per-sample losses
+                            losses, loss = None, mean_loss(out, batch.data)
                         for c in consolidators:
                             extra = c.penalty(ctx, batch, out)
                             if extra is not None:
@@ -344,7 +349,7 @@ def train_stream(
                     ctx.global_step += 1
                     ctx.last_loss = value
 
-                    if curriculum.needs_feedback or (review_on and review.needs_feedback):
+                    if wants_feedback:
                         _feedback(curriculum, review if review_on else None, objective, out, losses, batch,
                                   view, ctx.step)
                     if review_on and review.quiz_every and ctx.step % review.quiz_every == 0:

@@ -29,6 +29,10 @@ class Objective(Protocol):
 
     def per_sample_loss(self, out: Tensor, data: Examples) -> Tensor: ...
 
+    def loss(self, out: Tensor, data: Examples) -> Tensor:
+        """The mean of ``per_sample_loss`` (an objective may fuse it)."""
+        ...
+
     def correct(self, out: Tensor, data: Examples) -> Tensor | None: ...
 
     def evaluate(self, model: nn.Module, task: Task, device: torch.device, batch_size: int,
@@ -91,6 +95,9 @@ class ClassificationObjective:
 
     def per_sample_loss(self, out: Tensor, data: Examples) -> Tensor:
         return F.cross_entropy(out, data["y"].long(), reduction="none")
+
+    def loss(self, out: Tensor, data: Examples) -> Tensor:
+        return F.cross_entropy(out, data["y"].long())
 
     def correct(self, out: Tensor, data: Examples) -> Tensor:
         return out.argmax(1) == data["y"]
