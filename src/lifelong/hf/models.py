@@ -1,0 +1,127 @@
+"""Causal language models for text streams, registered in :data:`lifelong.models.MODELS`.
+
+* ``hf-causal-lm``: any ``AutoModelForCausalLM`` by Hub name or local path;
+* ``tiny-causal-lm``: a GPT-2 or Llama style model with a few layers, built
+  from a config for the stream's tokenizer, saved to a temporary folder and
+  loaded back through ``from_pretrained`` -- the real loading path, without a
+  download (tests and the built-in ``arithmetic-skills`` example use it).
+
+Factories take the stream (``factory(stream, **params)``) because the model's
+vocabulary must cover the tokenizer the stream was encoded with
+(``stream.info['tokenizer']``). This module imports transformers only inside
+the factories.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from contextlib import contextmanager
+from typing import Any
+
+import torch
+from torch import nn
+
+from lifelong.errors import ConfigError, require
+from lifelong.models.nets import MODELS
+
+ARCHS = ("gpt2", "llama")
+_DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16, "auto": "auto"}
+
+
+def stream_vocab_size(stream: Any) -> int | None:
+    tok = (stream.info or {}).get("tokenizer") if stream is not None else None
+    return len(tok) if tok is not None else None
+
+
+def _check_vocab(model: nn.Module, stream: Any, name: str) -> None:
+    need = stream_vocab_size(stream)
+    have = model.get_input_embeddings().weight.shape[0]
+    if need is not None and need > have:
+        raise ConfigError(f"model '{name}' has a vocabulary of {have} tokens but the stream's tokenizer uses {need}; "
+                          "encode the stream with the model's own tokenizer (text benchmark: tokenizer=<same name>).")
+
+
+@MODELS.register("tiny-causal-lm")
+def tiny_causal_lm(stream: Any = None, arch: str = "gpt2", layers: int = 2, hidden: int = 64, heads: int = 4,
+                   max_positions: int | None = None, vocab_size: int | None = None, seed: int = 0,
+                   save_dir: str | None = None) -> nn.Module:
+    """A small GPT-2 or Llama causal LM from a config, loaded back through ``from_pretrained``."""
+    transformers = require("transformers", "llm", "The tiny-causal-lm model")
+    if arch not in ARCHS:
+        raise ConfigError(f"tiny-causal-lm: unknown arch '{arch}'; choose one of: {', '.join(ARCHS)}.")
+    if int(hidden) % int(heads):
+        raise ConfigError(f"tiny-causal-lm: hidden={hidden} must be divisible by heads={heads}.")
+    tok = (stream.info or {}).get("tokenizer") if stream is not None else None
+    vocab = int(vocab_size or (len(tok) if tok is not None else 0))
+    if vocab <= 0:
+        raise ConfigError("tiny-causal-lm needs the stream's tokenizer (stream.info['tokenizer']) or vocab_size=.")
+    positions = int(max_positions or max(64, 2 * int((stream.info or {}).get("max_length", 32) if stream else 32)))
+    bos = getattr(tok, "bos_token_id", None) if tok is not None else None
+    eos = getattr(tok, "eos_token_id", None) if tok is not None else None
+    pad = getattr(tok, "pad_token_id", None) if tok is not None else None
+    if arch == "gpt2":
+        config = transformers.GPT2Config(vocab_size=vocab, n_positions=positions, n_embd=int(hidden),
+                                         n_layer=int(layers), n_head=int(heads), bos_token_id=bos,
+                                         eos_token_id=eos, pad_token_id=pad, resid_pdrop=0.0, embd_pdrop=0.0,
+                                         attn_pdrop=0.0)
+    else:
+        config = transformers.LlamaConfig(vocab_size=vocab, hidden_size=int(hidden), intermediate_size=2 * int(hidden),
+                                          num_hidden_layers=int(layers), num_attention_heads=int(heads),
+                                          num_key_value_heads=int(heads), max_position_embeddings=positions,
+                                          bos_token_id=bos, eos_token_id=eos, pad_token_id=pad,
+                                          tie_word_embeddings=True)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(int(seed))
+        fresh = transformers.AutoModelForCausalLM.from_config(config)
+    with tempfile.TemporaryDirectory(prefix="lifelong-tiny-lm-") as tmp, _quiet(transformers):
+        target = save_dir or tmp
+        fresh.save_pretrained(target)
+        if tok is not None and hasattr(tok, "to_hf"):
+            tok.to_hf().save_pretrained(target)
+        model = transformers.AutoModelForCausalLM.from_pretrained(target, dtype=torch.float32)
+    _finish(model, tok)
+    return model
+
+
+@MODELS.register("hf-causal-lm")
+def hf_causal_lm(stream: Any = None, name_or_path: str = "", dtype: str = "float32", revision: str | None = None,
+                 trust_remote_code: bool = False) -> nn.Module:
+    """Any ``AutoModelForCausalLM`` by Hub name or local folder (offline: a local folder or the HF cache)."""
+    transformers = require("transformers", "llm", "The hf-causal-lm model")
+    if not name_or_path:
+        raise ConfigError("hf-causal-lm needs name_or_path: a Hugging Face model name (e.g. 'gpt2') or a local folder.")
+    if dtype not in _DTYPES:
+        raise ConfigError(f"hf-causal-lm: unknown dtype '{dtype}'; choose one of: {', '.join(_DTYPES)}.")
+    try:
+        model = transformers.AutoModelForCausalLM.from_pretrained(
+            name_or_path, dtype=_DTYPES[dtype], revision=revision, trust_remote_code=trust_remote_code)
+    except OSError as exc:
+        raise ConfigError(f"hf-causal-lm: cannot load '{name_or_path}' ({str(exc).splitlines()[0]}); give a local "
+                          "folder holding config.json and weights, or a Hub name when online.") from None
+    _check_vocab(model, stream, name_or_path)
+    _finish(model, (stream.info or {}).get("tokenizer") if stream is not None else None)
+    return model
+
+
+@contextmanager
+def _quiet(transformers: Any):
+    """No progress bars while saving/loading a model of a few kilobytes."""
+    log = transformers.utils.logging
+    was = log.is_progress_bar_enabled()
+    log.disable_progress_bar()
+    try:
+        yield
+    finally:
+        if was:
+            log.enable_progress_bar()
+
+
+def _finish(model: nn.Module, tok: Any) -> None:
+    """Greedy generation settings that match the tokenizer (no warnings, stop at EOS)."""
+    gc = getattr(model, "generation_config", None)
+    if gc is not None and tok is not None:
+        eos = getattr(tok, "eos_token_id", None)
+        pad = getattr(tok, "pad_token_id", None)
+        gc.eos_token_id = eos
+        gc.pad_token_id = pad if pad is not None else eos
+    model.train()
