@@ -40,6 +40,7 @@ from lifelong.data.task import Stream, Task
 from lifelong.engine.callbacks import Callback
 from lifelong.engine.config import Recipe, TrainConfig
 from lifelong.engine.context import Batch, Context
+from lifelong.engine.distributed import gather_feedback
 from lifelong.engine.objective import ClassificationObjective
 from lifelong.engine.pool import Pool
 from lifelong.engine.resources import PeakMemory
@@ -455,11 +456,13 @@ def _feedback(curriculum, review, objective, out: Tensor, losses: Tensor, batch:
         correct = correct.cpu() if correct is not None else None
     n = batch.n_new
     if curriculum.needs_feedback:
-        curriculum.update(Feedback(step, batch.pool_index, losses[:n],
-                                   correct[:n] if correct is not None else None, view.groups[batch.pool_index]))
+        curriculum.update(gather_feedback(Feedback(
+            step, batch.pool_index, losses[:n], correct[:n] if correct is not None else None,
+            view.groups[batch.pool_index])))
     if review is not None and review.needs_feedback and batch.replay is not None:
-        review.update(Feedback(step, batch.replay_index, losses[n:], correct[n:] if correct is not None else None,
-                               batch.replay["task"].long().cpu()))
+        review.update(gather_feedback(Feedback(
+            step, batch.replay_index, losses[n:], correct[n:] if correct is not None else None,
+            batch.replay["task"].long().cpu())))
 
 
 @torch.no_grad()
