@@ -1,0 +1,188 @@
+"""Comparison tables: runs grouped by a label (strategy, curriculum, ...) across seeds.
+
+Each group becomes one row with the mean ± standard deviation of average
+accuracy, forgetting, BWT, FWT and wall time over its runs. The standard
+deviation is the sample one (``ddof=1``, the usual "± std over seeds"); with
+a single run it is not shown. A metric that is undefined for a run (None,
+e.g. forgetting of joint training) is left out of that metric's mean; if it
+is undefined for every run of the group the cell shows "—".
+
+Render the rows with :func:`rich_table` (terminal), :func:`markdown_table`
+or :func:`html_table`.
+"""
+
+from __future__ import annotations
+
+import html
+import math
+import statistics
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable, Sequence
+
+from lifelong.assessment.metrics import summarize
+from lifelong.engine.result import RunResult
+from lifelong.runs.io import PathLike
+
+#: (metric key, column title, decimals, unit suffix) of the comparison columns
+COLUMNS: tuple[tuple[str, str, int, str], ...] = (
+    ("average_accuracy", "avg accuracy", 3, ""),
+    ("forgetting", "forgetting", 3, ""),
+    ("bwt", "BWT", 3, ""),
+    ("fwt", "FWT", 3, ""),
+    ("wall_seconds", "wall time", 1, " s"),
+)
+
+
+@dataclass
+class Stat:
+    """Mean and sample std over the runs where the metric is defined (``n`` of them)."""
+
+    mean: float | None
+    std: float | None
+    n: int
+
+    @classmethod
+    def of(cls, values: Iterable[float | None]) -> "Stat":
+        vals = [float(v) for v in values if v is not None and not (isinstance(v, float) and math.isnan(v))]
+        if not vals:
+            return cls(None, None, 0)
+        return cls(statistics.fmean(vals), statistics.stdev(vals) if len(vals) > 1 else None, len(vals))
+
+    def format(self, decimals: int = 3, unit: str = "") -> str:
+        if self.mean is None:
+            return "—"
+        text = f"{self.mean:.{decimals}f}"
+        if self.std is not None:
+            text += f" ± {self.std:.{decimals}f}"
+        return text + unit
+
+
+@dataclass
+class ComparisonRow:
+    label: str
+    runs: int
+    seeds: list[Any] = field(default_factory=list)
+    stats: dict[str, Stat] = field(default_factory=dict)
+
+    def cells(self) -> list[str]:
+        """The formatted cells: label, runs, then one per :data:`COLUMNS` entry."""
+        return [self.label, str(self.runs), *(self.stats[k].format(d, u) for k, _, d, u in COLUMNS)]
+
+
+@dataclass
+class RunEntry:
+    """One run to compare: its label, result, config and (optionally) its summary and folder."""
+
+    label: str
+    result: RunResult
+    config: dict[str, Any] = field(default_factory=dict)
+    summary: dict[str, Any] | None = None
+    path: Path | None = None
+
+    def metrics(self) -> dict[str, Any]:
+        if self.summary is not None and all(k in self.summary for k, *_ in COLUMNS):
+            return self.summary
+        return summarize(self.result)
+
+    @property
+    def seed(self) -> Any:
+        train = self.config.get("train") if isinstance(self.config.get("train"), dict) else {}
+        return self.config.get("seed", train.get("seed"))
+
+
+def label_of(config: dict[str, Any], by: str | Sequence[str] = "strategy", default: str = "run") -> str:
+    """The group label of a run: the config value at ``by`` (dotted keys allowed).
+
+    A mapping value gives its ``name``. Several keys (``["strategy",
+    "curriculum"]``) are joined with " / ". A missing key gives ``default``.
+    """
+    keys = [by] if isinstance(by, str) else list(by)
+    parts = []
+    for key in keys:
+        value: Any = config
+        for part in key.split("."):
+            value = value.get(part) if isinstance(value, dict) else None
+        if isinstance(value, dict):
+            value = value.get("name")
+        if value is not None:
+            parts.append(str(value))
+    return " / ".join(parts) if parts else default
+
+
+def compare(entries: Iterable[RunEntry]) -> list[ComparisonRow]:
+    """Group ``entries`` by label (in first-seen order) into mean ± std rows."""
+    groups: dict[str, list[RunEntry]] = {}
+    for e in entries:
+        groups.setdefault(e.label, []).append(e)
+    rows = []
+    for label, runs in groups.items():
+        ms = [r.metrics() for r in runs]
+        rows.append(
+            ComparisonRow(
+                label=label,
+                runs=len(runs),
+                seeds=[r.seed for r in runs],
+                stats={k: Stat.of(m.get(k) for m in ms) for k, *_ in COLUMNS},
+            )
+        )
+    return rows
+
+
+def load_entries(run_dirs: Iterable[PathLike], by: str | Sequence[str] = "strategy") -> list[RunEntry]:
+    """Read run folders into :class:`RunEntry` objects labelled by ``by`` (folder name if absent)."""
+    from lifelong.runs.rundir import load_run
+
+    out = []
+    for d in run_dirs:
+        config, result, summary = load_run(d)
+        out.append(RunEntry(label_of(config, by, default=Path(d).name), result, config, summary, Path(d)))
+    return out
+
+
+def compare_dirs(run_dirs: Iterable[PathLike], by: str | Sequence[str] = "strategy") -> list[ComparisonRow]:
+    """:func:`compare` over run folders."""
+    return compare(load_entries(run_dirs, by))
+
+
+def headers(label: str = "label") -> list[str]:
+    return [label, "runs", *(title for _, title, *_ in COLUMNS)]
+
+
+def rich_table(rows: Sequence[ComparisonRow], title: str | None = None, label: str = "label"):
+    """A ``rich.table.Table`` for the terminal."""
+    from rich.table import Table
+
+    table = Table(title=title)
+    for i, h in enumerate(headers(label)):
+        table.add_column(h, justify="left" if i == 0 else "right", no_wrap=i > 0)
+    for r in rows:
+        table.add_row(*r.cells())
+    return table
+
+
+def markdown_table(rows: Sequence[ComparisonRow], label: str = "label") -> str:
+    """A GitHub-flavoured markdown table."""
+
+    def esc(s: str) -> str:
+        return s.replace("|", "\\|")
+
+    hs = headers(label)
+    lines = ["| " + " | ".join(map(esc, hs)) + " |", "|" + "|".join([":---"] + ["---:"] * (len(hs) - 1)) + "|"]
+    lines += ["| " + " | ".join(map(esc, r.cells())) + " |" for r in rows]
+    return "\n".join(lines) + "\n"
+
+
+def html_table(rows: Sequence[ComparisonRow], label: str = "label", css_class: str = "compare") -> str:
+    """An HTML ``<table>`` (escaped, no inline scripts); numbers right-aligned via CSS class ``num``."""
+    hs = headers(label)
+    out = [f'<table class="{css_class}">', "<thead><tr>"]
+    out += [f'<th{"" if i == 0 else " class=num"}>{html.escape(h)}</th>' for i, h in enumerate(hs)]
+    out.append("</tr></thead><tbody>")
+    for r in rows:
+        cells = r.cells()
+        out.append("<tr>" + "".join(
+            f'<td{"" if i == 0 else " class=num"}>{html.escape(c)}</td>' for i, c in enumerate(cells)
+        ) + "</tr>")
+    out.append("</tbody></table>")
+    return "\n".join(out)
