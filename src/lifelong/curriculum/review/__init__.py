@@ -1,0 +1,1 @@
+"""Review schedules: when to revisit old material in the replay memory."""

@@ -1,0 +1,148 @@
+"""ALP-GMM teacher, after "Teacher algorithms for curriculum learning of Deep
+RL in continuously parameterized environments" (Portelas et al., CoRL 2019).
+
+Groups are described by continuous parameters (``pool.info["params"]``, one
+vector per group; without them each group is its own one-hot point). Each
+score observation of a group yields its absolute learning progress
+ALP = |score - previous score of that group| (the paper's nearest previous
+episode is the same group here, at distance 0). A Gaussian mixture is fitted
+every ``fit_every`` observations on the last ``history`` (parameters, ALP)
+points, with 1..``max_components`` components chosen by AIC. Sampling picks a
+component with probability proportional to its mean ALP and then a group by
+the component's density at the group's parameters (the discrete counterpart of
+sampling new parameters from that Gaussian); with probability ``eps`` a group
+is drawn uniformly (the paper's random exploration). The code is ours; the
+mixture fit is scikit-learn's ``GaussianMixture``.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import ClassVar
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from lifelong.curriculum.base import Feedback, PoolView
+from lifelong.curriculum.common import (GroupSchedule, GroupScores, check_fraction, check_positive_int,
+                                        group_names)
+from lifelong.curriculum.registry import SCHEDULES
+from lifelong.errors import ConfigError
+
+
+def group_parameters(pool: PoolView) -> np.ndarray:
+    """[num_groups, d] parameter matrix from ``pool.info["params"]`` (one-hot if absent)."""
+    raw = pool.info.get("params") if pool.info else None
+    if raw is None or (isinstance(raw, (list, tuple)) and all(r is None for r in raw)):
+        return np.eye(pool.num_groups)
+    rows = list(raw)
+    if len(rows) != pool.num_groups or any(r is None for r in rows):
+        raise ConfigError(f"alp-gmm needs task parameters for every group: pool.info['params'] has {len(rows)} "
+                          f"entries (some may be None) for {pool.num_groups} groups; set info['params'] on every task.")
+    try:
+        x = np.asarray([np.asarray(r, dtype=np.float64).reshape(-1) for r in rows], dtype=np.float64)
+    except ValueError:
+        raise ConfigError("alp-gmm: every task's info['params'] must be a vector of the same length.") from None
+    if not np.isfinite(x).all():
+        raise ConfigError("alp-gmm: task parameters must be finite numbers.")
+    return x
+
+
+def component_group_probs(params: np.ndarray, means: np.ndarray, variances: np.ndarray,
+                          comp_weights: np.ndarray) -> np.ndarray:
+    """p(group) = sum_c w_c N(params_g | mean_c, diag var_c) / sum_g' N(params_g' | ...)."""
+    out = np.zeros(len(params))
+    for mu, var, w in zip(means, variances, comp_weights):
+        if w <= 0:
+            continue
+        logd = -0.5 * (((params - mu) ** 2) / var + np.log(2 * math.pi * var)).sum(1)
+        dens = np.exp(logd - logd.max())
+        out += w * dens / dens.sum()
+    total = out.sum()
+    return out / total if total > 0 else np.full(len(params), 1.0 / len(params))
+
+
+@SCHEDULES.register("alp-gmm")
+class ALPGMMTeacher(GroupSchedule):
+    """ALP-GMM: Gaussian mixture over (task parameters, absolute learning progress); sample high-ALP regions."""
+
+    name: ClassVar[str] = "alp-gmm"
+    needs_feedback: ClassVar[bool] = True
+
+    def __init__(self, eps: float = 0.2, max_components: int = 4, fit_every: int = 16, history: int = 200,
+                 episode: int = 32, signal: str = "auto") -> None:
+        super().__init__()
+        self.eps = check_fraction("eps", eps)
+        self.max_components = check_positive_int("max_components", max_components)
+        self.fit_every = check_positive_int("fit_every", fit_every)
+        self.history = check_positive_int("history", history, 2)
+        self.signal, self.episode = GroupScores.validate(signal, episode)
+
+    def start(self, pool: PoolView, total_steps: int, seed: int = 0) -> None:
+        super().start(pool, total_steps, seed)
+        self.params = group_parameters(pool)
+        # standardise each parameter dimension so no unit dominates the mixture
+        scale = self.params.std(0)
+        self._x = (self.params - self.params.mean(0)) / np.where(scale > 0, scale, 1.0)
+        self._scores = GroupScores(pool.num_groups, self.episode, self.signal)
+        self.last_score = [math.nan] * pool.num_groups
+        self.points: list[tuple[int, float]] = []  # (group, alp)
+        self.new_since_fit = 0
+        self.fits = 0
+        self.gmm_probs = (pool.group_sizes() > 0).double().numpy()
+        self.gmm_probs = self.gmm_probs / self.gmm_probs.sum()
+        self.probs = self._mix()
+
+    def _mix(self) -> Tensor:
+        present = (self.pool.group_sizes() > 0).double()  # type: ignore[union-attr]
+        g = torch.as_tensor(self.gmm_probs, dtype=torch.float64) * present
+        g = g / g.sum() if float(g.sum()) > 0 else present / present.sum()
+        return self.eps * present / present.sum() + (1.0 - self.eps) * g
+
+    def fit(self) -> None:
+        """Fit the mixture on the recent (parameters, ALP) points and refresh the group distribution."""
+        from sklearn.mixture import GaussianMixture
+
+        groups = np.array([g for g, _ in self.points])
+        alp = np.array([a for _, a in self.points])
+        data = np.concatenate([self._x[groups], alp[:, None]], 1)
+        best, best_aic = None, math.inf
+        for k in range(1, min(self.max_components, len(data) // 2) + 1):
+            gmm = GaussianMixture(k, covariance_type="diag", reg_covar=1e-4,
+                                  random_state=(self.seed * 7919 + self.fits) % (2 ** 31))
+            gmm.fit(data)
+            aic = gmm.aic(data)
+            if aic < best_aic:
+                best, best_aic = gmm, aic
+        self.fits += 1
+        if best is None:
+            return
+        comp_alp = np.clip(best.means_[:, -1], 0.0, None)
+        if comp_alp.sum() <= 0:
+            return
+        self.gmm_probs = component_group_probs(self._x, best.means_[:, :-1], best.covariances_[:, :-1],
+                                               comp_alp / comp_alp.sum())
+        self.comp_alp = comp_alp
+
+    def update(self, feedback: Feedback) -> None:
+        for g, score in self._scores.observe(feedback):
+            if not math.isnan(self.last_score[g]):
+                self.points.append((g, abs(score - self.last_score[g])))
+                del self.points[:-self.history]
+                self.new_since_fit += 1
+            self.last_score[g] = score
+        if self.new_since_fit >= self.fit_every and len(self.points) >= 4:
+            self.new_since_fit = 0
+            self.fit()
+            self.probs = self._mix()
+
+    def log(self) -> dict[str, float]:
+        out = super().log()
+        if self.points:
+            names = group_names(self.pool)  # type: ignore[arg-type]
+            recent: dict[int, list[float]] = {}
+            for g, a in self.points[-self.history:]:
+                recent.setdefault(g, []).append(a)
+            out.update({f"alp/{names[g]}": float(np.mean(v)) for g, v in sorted(recent.items())})
+        return out
