@@ -1,0 +1,557 @@
+"""One self-contained HTML report over a set of run folders.
+
+``write_report(run_dirs, "report.html")`` writes a single file that opens in
+any browser with no network and no JavaScript: figures are drawn with
+matplotlib's Agg renderer (through :class:`matplotlib.figure.Figure`, so the
+global pyplot state and backend are left alone) and embedded as base64 PNG,
+the style sheet is inline, fonts are the system's.
+
+Sections (each only when there is something to show):
+
+1. comparison table: runs grouped by label (``by``, default the strategy) over seeds;
+2. runs: one line per run folder (seed, tasks, steps, time, memory);
+3. accuracy matrices: a heatmap per label (mean over the seeds whose matrix has the same shape);
+4. accuracy on each task over the stream (the classic forgetting plot), per label;
+5. average accuracy after each task, one line per label (band: ± std over seeds);
+6. learning curves (``curves.csv``) and training loss (``losses.csv``), first run of each label;
+7. schedule state over time (``schedule.csv``): numeric columns grouped by name stem
+   (``p/0``, ``p/1``... share a plot; other values in [0, 1] share a "fractions" plot;
+   everything else gets its own plot), first run of each label;
+8. extra metrics: ``metrics.json`` keys beyond the standard ones (e.g. perplexity of
+   language-model runs), one row per run;
+9. notes the runs recorded (why a run stopped, where it resumed from).
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+import math
+import re
+import warnings
+from collections import OrderedDict
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Iterable, Sequence
+
+import numpy as np
+
+from lifelong.assessment.metrics import as_matrix, average_accuracy_curve, learned_sets
+from lifelong.errors import ConfigError
+from lifelong.runs.compare import RunEntry, compare, html_table, load_entries
+from lifelong.runs.io import PathLike, write_text_atomic
+from lifelong.runs.rundir import DERIVED_KEYS, RESULT_KEYS
+
+#: most lines drawn in one axes (the rest are listed in the caption as left out)
+MAX_LINES = 20
+#: matrices with more tasks than this are drawn without numbers in the cells
+MAX_ANNOTATED = 12
+
+CSS = """
+:root { color-scheme: light; }
+body { font-family: -apple-system, "Segoe UI", Roboto, "Helvetica Neue", Arial, "Noto Sans", sans-serif;
+       font-size: 16px; line-height: 1.5; color: #1f2328; background: #fff; margin: 0; }
+main { max-width: 1120px; margin: 0 auto; padding: 24px 32px 64px; }
+h1 { font-size: 1.9em; margin: 0.2em 0 0.1em; }
+h2 { font-size: 1.35em; margin-top: 2.2em; padding-bottom: 0.25em; border-bottom: 1px solid #d0d7de; }
+h3 { font-size: 1.05em; margin: 1.4em 0 0.4em; }
+p.meta, figcaption, p.note { color: #57606a; font-size: 0.92em; }
+nav ol { columns: 2; padding-left: 1.3em; margin: 0.6em 0; }
+nav a, a { color: #0969da; text-decoration: none; }
+table { border-collapse: collapse; margin: 0.8em 0; font-size: 0.93em; }
+th, td { border: 1px solid #d0d7de; padding: 5px 10px; vertical-align: top; }
+th { background: #f6f8fa; text-align: left; font-weight: 600; }
+tbody tr:nth-child(even) { background: #fafbfc; }
+.num { text-align: right; font-variant-numeric: tabular-nums; white-space: nowrap; }
+.scroll { overflow-x: auto; }
+figure { margin: 1em 0 1.6em; }
+figure img { max-width: 100%; height: auto; border: 1px solid #eaeef2; }
+.figgrid { display: flex; flex-wrap: wrap; gap: 0 24px; align-items: flex-start; }
+.figgrid figure { flex: 0 1 auto; max-width: calc(50% - 12px); }
+code { font-family: ui-monospace, SFMono-Regular, Menlo, Consolas, monospace; font-size: 0.9em;
+       background: #f6f8fa; padding: 0.1em 0.3em; border-radius: 4px; }
+.badge { display: inline-block; padding: 0 0.5em; border-radius: 1em; font-size: 0.85em; }
+.ok { background: #dafbe1; color: #1a7f37; } .stopped { background: #fff1e5; color: #bc4c00; }
+"""
+
+
+# ---------------------------------------------------------------------- figures
+
+
+def _new_figure(width: float, height: float):
+    from matplotlib.figure import Figure
+
+    return Figure(figsize=(width, height), dpi=100, layout="constrained")
+
+
+def _png(fig) -> str:
+    """Render a figure to a base64 PNG ``<img>`` tag (no metadata, so no URLs in the file)."""
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=100, metadata={"Software": None})
+    data = base64.b64encode(buf.getvalue()).decode("ascii")
+    return f'<img alt="figure" src="data:image/png;base64,{data}">'
+
+
+def _t(s: Any) -> str:
+    """Text for matplotlib: '$' would start mathtext."""
+    return str(s).replace("$", r"\$")
+
+
+def _figure(fig, caption: str) -> str:
+    return f"<figure>{_png(fig)}<figcaption>{html.escape(caption)}</figcaption></figure>"
+
+
+def _grid(n: int, max_cols: int = 3) -> tuple[int, int]:
+    cols = min(n, max_cols)
+    return math.ceil(n / cols), cols
+
+
+def _row_labels(e: RunEntry) -> list[str]:
+    """A short name per matrix row: the tasks newly learned in it ("all" for joint training)."""
+    r = e.result
+    sets = learned_sets(r.accuracy, r.row_tasks or None)
+    out, seen = [], set()
+    for s in sets:
+        new = [t for t in s if t not in seen]
+        seen.update(s)
+        if len(s) == len(r.task_names) and len(new) > 1:
+            out.append("all")
+        else:
+            out.append("+".join(_task_name(e, t) for t in new) or "—")
+    return out
+
+
+def _task_name(e: RunEntry, j: int) -> str:
+    names = e.result.task_names
+    return str(names[j]) if j < len(names) else f"task {j}"
+
+
+def _mean_matrix(runs: list[RunEntry]) -> tuple[np.ndarray, RunEntry, int]:
+    """Mean accuracy matrix over the runs shaped like the first one; (matrix, first run, n averaged)."""
+    first = runs[0]
+    base = as_matrix(first.result.accuracy)
+    same = [as_matrix(r.result.accuracy) for r in runs if r.result.accuracy and np.shape(r.result.accuracy) == base.shape]
+    stack = np.stack(same)
+    with warnings.catch_warnings():  # an all-missing cell stays NaN (drawn blank) without a warning
+        warnings.simplefilter("ignore", RuntimeWarning)
+        mean = np.nanmean(stack, axis=0)
+    return mean, first, len(same)
+
+
+def _heatmaps(groups: "OrderedDict[str, list[RunEntry]]") -> str:
+    items = [(label, runs) for label, runs in groups.items() if any(r.result.accuracy for r in runs)]
+    if not items:
+        return ""
+    parts = []
+    for label, runs in items:
+        runs = [r for r in runs if r.result.accuracy]
+        mat, first, n = _mean_matrix(runs)
+        rows, cols = mat.shape
+        fig = _new_figure(min(2.2 + 0.62 * cols, 11), min(1.6 + 0.45 * rows, 9))
+        ax = fig.add_subplot()
+        im = ax.imshow(np.ma.masked_invalid(mat), vmin=0.0, vmax=max(1.0, float(np.nanmax(mat))), cmap="viridis", aspect="auto")
+        ax.set_xticks(range(cols), [_t(_task_name(first, j)) for j in range(cols)], rotation=45 if cols > 4 else 0,
+                      ha="right" if cols > 4 else "center")
+        ax.set_yticks(range(rows), [_t(s) for s in _row_labels(first)])
+        ax.set_xlabel("evaluated on task")
+        ax.set_ylabel("after learning")
+        if cols <= MAX_ANNOTATED and rows <= 3 * MAX_ANNOTATED:
+            for i in range(rows):
+                for j in range(cols):
+                    v = mat[i, j]
+                    if not math.isnan(v):
+                        ax.text(j, i, f"{v:.2f}", ha="center", va="center", fontsize=8,
+                                color="white" if v < 0.6 else "black")
+        fig.colorbar(im, ax=ax, label="accuracy", shrink=0.9)
+        ax.set_title(_t(label))
+        what = f"mean of {n} runs" if n > 1 else f"run {first.path.name if first.path else ''}".strip()
+        parts.append(_figure(fig, f"{label}: accuracy matrix R[i][j] ({what}); row = after learning, column = task."))
+    return '<div class="figgrid">' + "".join(parts) + "</div>"
+
+
+def _forgetting_plot(groups: "OrderedDict[str, list[RunEntry]]") -> str:
+    items = [(label, [r for r in runs if r.result.accuracy]) for label, runs in groups.items()]
+    items = [(label, runs) for label, runs in items if runs]
+    if not items:
+        return ""
+    nr, nc = _grid(len(items), 2)
+    fig = _new_figure(5.6 * nc, 3.6 * nr)
+    axes = fig.subplots(nr, nc, squeeze=False, sharey=True)
+    left_out = 0
+    for k, (label, runs) in enumerate(items):
+        ax = axes[k // nc][k % nc]
+        mat, first, _ = _mean_matrix(runs)
+        xs = np.arange(mat.shape[0])
+        first_row = _first_rows(first)
+        for j in range(min(mat.shape[1], MAX_LINES)):
+            start = first_row[j] if first_row[j] is not None else 0
+            ys = mat[:, j]
+            ax.plot(xs, ys, color="0.8", lw=1, ls=":")  # before learning (zero-shot)
+            ax.plot(xs[start:], ys[start:], marker="o", ms=3.5, lw=1.6, label=_t(_task_name(first, j)))
+        left_out += max(0, mat.shape[1] - MAX_LINES)
+        ax.set_xticks(xs, [_t(s) for s in _row_labels(first)], rotation=45 if len(xs) > 6 else 0,
+                      ha="right" if len(xs) > 6 else "center")
+        ax.set_title(_t(label))
+        ax.set_xlabel("after learning")
+        ax.set_ylabel("accuracy")
+        ax.grid(alpha=0.3)
+        if mat.shape[1] <= 12:
+            ax.legend(fontsize=7, title="task", title_fontsize=7, loc="best")
+    for k in range(len(items), nr * nc):
+        axes[k // nc][k % nc].set_visible(False)
+    cap = "Accuracy on each task after each stage of the stream (solid from the stage it was learned; dotted before)."
+    if left_out:
+        cap += f" {left_out} task lines left out (at most {MAX_LINES} per plot)."
+    return _figure(fig, cap)
+
+
+def _first_rows(e: RunEntry) -> list[int | None]:
+    from lifelong.assessment.metrics import first_learned
+
+    return first_learned(e.result.accuracy, e.result.row_tasks or None)
+
+
+def _average_curve_plot(groups: "OrderedDict[str, list[RunEntry]]") -> str:
+    fig = _new_figure(8, 4.2)
+    ax = fig.add_subplot()
+    drawn = 0
+    for label, runs in groups.items():
+        curves = [average_accuracy_curve(r.result.accuracy, r.result.row_tasks or None) for r in runs if r.result.accuracy]
+        if not curves:
+            continue
+        length = max(len(c) for c in curves)
+        arr = np.full((len(curves), length), np.nan)
+        for i, c in enumerate(curves):
+            arr[i, : len(c)] = c
+        with warnings.catch_warnings():  # shorter curves (stopped runs) leave NaN at the end
+            warnings.simplefilter("ignore", RuntimeWarning)
+            mean = np.nanmean(arr, axis=0)
+            std = np.nanstd(arr, axis=0, ddof=1) if len(curves) > 1 else None
+        xs = np.arange(1, length + 1)
+        line = ax.plot(xs, mean, marker="o", ms=4, lw=1.8, label=_t(f"{label} (n={len(curves)})"))[0]
+        if std is not None:
+            ax.fill_between(xs, mean - np.nan_to_num(std), mean + np.nan_to_num(std), color=line.get_color(), alpha=0.15)
+        drawn += 1
+    if not drawn:
+        return ""
+    ax.set_xlabel("evaluation stage (rows of the accuracy matrix)")
+    ax.set_ylabel("average accuracy over learned tasks")
+    ax.xaxis.get_major_locator().set_params(integer=True)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    return _figure(fig, "Average accuracy over the tasks learned so far, after each stage; band = ± std over seeds.")
+
+
+def _boundaries(rows: list[dict[str, Any]]) -> list[float]:
+    """Steps where the trained task changes (for dotted vertical lines)."""
+    out, prev = [], None
+    for r in sorted(rows, key=lambda r: r.get("step", 0)):
+        t = r.get("task")
+        if prev is not None and t != prev and "step" in r:
+            out.append(float(r["step"]))
+        prev = t
+    return out
+
+
+def _learning_curves(groups: "OrderedDict[str, list[RunEntry]]") -> str:
+    parts = []
+    items = [(label, next((r for r in runs if r.result.curves), None)) for label, runs in groups.items()]
+    items = [(label, r) for label, r in items if r is not None]
+    if items:
+        nr, nc = _grid(len(items), 2)
+        fig = _new_figure(5.6 * nc, 3.5 * nr)
+        axes = fig.subplots(nr, nc, squeeze=False, sharey=True)
+        for k, (label, e) in enumerate(items):
+            ax = axes[k // nc][k % nc]
+            by_task: dict[Any, list[tuple[float, float]]] = {}
+            for row in e.result.curves:
+                if row.get("accuracy") is None or "step" not in row:
+                    continue
+                by_task.setdefault(row.get("eval_task"), []).append((float(row["step"]), float(row["accuracy"])))
+            for t in sorted(by_task, key=lambda x: (str(type(x)), x))[:MAX_LINES]:
+                pts = sorted(by_task[t])
+                name = _task_name(e, t) if isinstance(t, int) else str(t)
+                ax.plot([p[0] for p in pts], [p[1] for p in pts], lw=1.4, label=_t(name))
+            for b in _boundaries(e.result.curves):
+                ax.axvline(b, color="0.6", ls=":", lw=1)
+            ax.set_title(_t(f"{label} — {e.path.name if e.path else ''}"))
+            ax.set_xlabel("step")
+            ax.set_ylabel("accuracy")
+            ax.grid(alpha=0.3)
+            if len(by_task) <= 12:
+                ax.legend(fontsize=7, title="eval task", title_fontsize=7)
+        for k in range(len(items), nr * nc):
+            axes[k // nc][k % nc].set_visible(False)
+        parts.append(_figure(fig, "Learning curves: accuracy on every task during training (first run of each label); "
+                                  "dotted lines mark task switches."))
+    items = [(label, next((r for r in runs if r.result.losses), None)) for label, runs in groups.items()]
+    items = [(label, r) for label, r in items if r is not None]
+    if items:
+        fig = _new_figure(8, 3.8)
+        ax = fig.add_subplot()
+        for label, e in items:
+            pts = sorted((float(r["step"]), float(r["loss"])) for r in e.result.losses if "step" in r and r.get("loss") is not None)
+            if pts:
+                ax.plot([p[0] for p in pts], [p[1] for p in pts], lw=1.2, label=_t(label))
+        ax.set_xlabel("step")
+        ax.set_ylabel("training loss")
+        vals = [float(r["loss"]) for _, e in items for r in e.result.losses if r.get("loss") is not None]
+        if vals and min(vals) > 0 and max(vals) / min(vals) > 30:  # log scale only when it spans decades
+            ax.set_yscale("log")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+        parts.append(_figure(fig, "Training loss (first run of each label)."))
+    return "".join(parts)
+
+
+_STEM = re.compile(r"^(.*?)[/_.:\[\-]?(\d+)\]?$")
+
+
+def schedule_groups(rows: Sequence[dict[str, Any]]) -> "OrderedDict[str, list[str]]":
+    """Group the numeric columns of a schedule log for plotting.
+
+    Columns ending in a number share their stem (``p/0``, ``p/1`` -> ``p``;
+    ``interval_3`` -> ``interval``). Other columns whose values all lie in
+    [0, 1] are plotted together as "fractions and probabilities"; every other
+    column gets its own group.
+    """
+    cols: list[str] = []
+    for r in rows:
+        for k, v in r.items():
+            if k in ("step", "task") or k in cols:
+                continue
+            if isinstance(v, (int, float)) and not isinstance(v, bool):
+                cols.append(k)
+    groups: "OrderedDict[str, list[str]]" = OrderedDict()
+    singles = []
+    for c in cols:
+        m = _STEM.match(c)
+        if m and m.group(1):
+            groups.setdefault(m.group(1), []).append(c)
+        else:
+            singles.append(c)
+    # a stem with one member is not a family: treat it as a single column
+    for stem in [s for s, members in groups.items() if len(members) == 1]:
+        singles.append(groups.pop(stem)[0])
+    unit = []
+    for c in singles:
+        vals = [r[c] for r in rows if isinstance(r.get(c), (int, float))]
+        if vals and all(0.0 <= float(v) <= 1.0 for v in vals):
+            unit.append(c)
+        else:
+            groups[c] = [c]
+    if len(unit) == 1:
+        groups[unit[0]] = unit
+        groups.move_to_end(unit[0], last=False)
+    elif unit:
+        groups["fractions and probabilities"] = unit
+        groups.move_to_end("fractions and probabilities", last=False)
+    return groups
+
+
+def _schedule_plots(groups: "OrderedDict[str, list[RunEntry]]") -> str:
+    items = [(label, next((r for r in runs if r.result.schedule_log), None)) for label, runs in groups.items()]
+    items = [(label, r) for label, r in items if r is not None]
+    parts = []
+    for label, e in items:
+        log = [r for r in e.result.schedule_log if "step" in r]
+        fam = schedule_groups(log)
+        if not fam:
+            continue
+        nr, nc = _grid(len(fam), 2)
+        fig = _new_figure(5.6 * nc, 3.2 * nr)
+        axes = fig.subplots(nr, nc, squeeze=False)
+        left_out = 0
+        for k, (name, cols) in enumerate(fam.items()):
+            ax = axes[k // nc][k % nc]
+            for c in cols[:MAX_LINES]:
+                pts = sorted((float(r["step"]), float(r[c])) for r in log if isinstance(r.get(c), (int, float)))
+                ax.plot([p[0] for p in pts], [p[1] for p in pts], lw=1.3, label=_t(c), drawstyle="steps-post")
+            left_out += max(0, len(cols) - MAX_LINES)
+            for b in _boundaries(log):
+                ax.axvline(b, color="0.6", ls=":", lw=1)
+            family = len(cols) > 1 and name != "fractions and probabilities"
+            ax.set_title(_t(f"{name} ({len(cols)} series)" if family else name), fontsize=10)
+            ax.set_xlabel("step")
+            ax.grid(alpha=0.3)
+            if 1 < len(cols) <= 12:
+                ax.legend(fontsize=7)
+        for k in range(len(fam), nr * nc):
+            axes[k // nc][k % nc].set_visible(False)
+        fig.suptitle(_t(f"{label} — {e.path.name if e.path else ''}"))
+        cap = f"{label}: schedule state over training (schedule.csv); dotted lines mark task switches."
+        if left_out:
+            cap += f" {left_out} columns left out (at most {MAX_LINES} lines per plot)."
+        parts.append(f"<h3>{html.escape(label)}</h3>" + _figure(fig, cap))
+    return "".join(parts)
+
+
+# ---------------------------------------------------------------------- tables
+
+
+def _fmt(v: Any, decimals: int = 3) -> str:
+    if v is None:
+        return "—"
+    if isinstance(v, bool):
+        return "yes" if v else "no"
+    if isinstance(v, int):
+        return str(v)
+    if isinstance(v, float):
+        return "—" if math.isnan(v) else f"{v:.{decimals}f}"
+    return str(v)
+
+
+def _td(v: Any, decimals: int = 3, num: bool | None = None) -> str:
+    is_num = isinstance(v, (int, float)) and not isinstance(v, bool) if num is None else num
+    return f'<td{" class=num" if is_num else ""}>{html.escape(_fmt(v, decimals))}</td>'
+
+
+def _runs_table(entries: list[RunEntry]) -> str:
+    head = ["label", "run", "seed", "tasks learned", "complete", "steps", "avg accuracy", "plasticity",
+            "curve area", "wall time (s)", "peak memory (MiB)"]
+    out = ['<div class="scroll"><table>', "<thead><tr>" + "".join(f"<th>{html.escape(h)}</th>" for h in head) + "</tr></thead><tbody>"]
+    for e in entries:
+        s = e.metrics()
+        r = e.result
+        learned = len(set().union(*map(set, learned_sets(r.accuracy, r.row_tasks or None)))) if r.accuracy else 0
+        status = '<span class="badge ok">yes</span>' if r.complete else '<span class="badge stopped">stopped</span>'
+        out.append(
+            "<tr>"
+            + f"<td>{html.escape(e.label)}</td><td><code>{html.escape(e.path.name if e.path else '')}</code></td>"
+            + _td(e.seed)
+            + f'<td class=num>{learned} / {len(r.task_names)}</td><td>{status}</td>'
+            + _td(s.get("steps"))
+            + _td(s.get("average_accuracy"))
+            + _td(s.get("plasticity"))
+            + _td(s.get("learning_curve_area"))
+            + _td(s.get("wall_seconds"), 1)
+            + _td(s.get("peak_memory_mb"), 1)
+            + "</tr>"
+        )
+    out.append("</tbody></table></div>")
+    return "\n".join(out)
+
+
+def _flatten(key: str, value: Any, task_names: Sequence[str]) -> list[tuple[str, Any]]:
+    if isinstance(value, dict):
+        out = []
+        for k, v in value.items():
+            out += _flatten(f"{key}.{k}", v, task_names)
+        return out
+    if isinstance(value, list) and value and all(isinstance(v, (int, float)) or v is None for v in value):
+        names = list(task_names) if len(value) == len(task_names) else [str(i) for i in range(len(value))]
+        return [(f"{key}.{n}", v) for n, v in zip(names, value)]
+    if isinstance(value, list):
+        text = ", ".join(map(str, value))
+        return [(key, text if len(text) <= 80 else text[:77] + "...")]
+    return [(key, value)]
+
+
+def extra_metrics(entry: RunEntry) -> "OrderedDict[str, Any]":
+    """The metrics.json keys of a run beyond the standard ones, flattened (``perplexity.task_a``)."""
+    out: "OrderedDict[str, Any]" = OrderedDict()
+    for k, v in (entry.summary or {}).items():
+        if k in DERIVED_KEYS or k in RESULT_KEYS:
+            continue
+        for fk, fv in _flatten(k, v, entry.result.task_names):
+            out[fk] = fv
+    return out
+
+
+def _extra_table(entries: list[RunEntry]) -> str:
+    extras = [(e, extra_metrics(e)) for e in entries]
+    extras = [(e, x) for e, x in extras if x]
+    if not extras:
+        return ""
+    keys: list[str] = []
+    for _, x in extras:
+        keys += [k for k in x if k not in keys]
+    if len(keys) <= 12:  # wide: one row per run
+        head = "".join(f"<th>{html.escape(h)}</th>" for h in ["label", "run", *keys])
+        body = "".join(
+            f"<tr><td>{html.escape(e.label)}</td><td><code>{html.escape(e.path.name if e.path else '')}</code></td>"
+            + "".join(_td(x.get(k)) for k in keys) + "</tr>"
+            for e, x in extras
+        )
+    else:  # long: one row per (run, key)
+        head = "<th>label</th><th>run</th><th>metric</th><th>value</th>"
+        body = "".join(
+            f"<tr><td>{html.escape(e.label)}</td><td><code>{html.escape(e.path.name if e.path else '')}</code></td>"
+            f"<td>{html.escape(k)}</td>{_td(v)}</tr>"
+            for e, x in extras for k, v in x.items()
+        )
+    return f'<div class="scroll"><table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table></div>'
+
+
+def _notes(entries: list[RunEntry]) -> str:
+    items = [(e, n) for e in entries for n in e.result.notes]
+    if not items:
+        return ""
+    lis = "".join(
+        f"<li><code>{html.escape(e.path.name if e.path else e.label)}</code>: {html.escape(str(n))}</li>" for e, n in items
+    )
+    return f"<ul>{lis}</ul>"
+
+
+# ---------------------------------------------------------------------- the report
+
+
+def build_report(entries: list[RunEntry], title: str = "lifelong report", by_name: str = "strategy") -> str:
+    """The report's HTML text for already-loaded runs (see :func:`write_report`)."""
+    if not entries:
+        raise ConfigError("the report needs at least one run folder; none was given.")
+    groups: "OrderedDict[str, list[RunEntry]]" = OrderedDict()
+    for e in entries:
+        groups.setdefault(e.label, []).append(e)
+
+    sections: list[tuple[str, str, str]] = []  # (anchor, heading, body)
+    sections.append(("comparison", f"Comparison by {by_name}",
+                     '<div class="scroll">' + html_table(compare(entries), label=by_name) + "</div>"
+                     '<p class="note">mean ± sample std over the runs of each group; "—" = undefined '
+                     "(e.g. forgetting with a single task or joint training).</p>"))
+    sections.append(("runs", "Runs", _runs_table(entries)))
+    for anchor, heading, body in (
+        ("matrices", "Accuracy matrices", _heatmaps(groups)),
+        ("forgetting", "Accuracy on each task over the stream", _forgetting_plot(groups)),
+        ("average", "Average accuracy after each task", _average_curve_plot(groups)),
+        ("curves", "Learning curves", _learning_curves(groups)),
+        ("schedule", "Schedule state over time", _schedule_plots(groups)),
+        ("extra", "Other metrics", _extra_table(entries)),
+        ("notes", "Notes", _notes(entries)),
+    ):
+        if body:
+            sections.append((anchor, heading, body))
+
+    nav = "".join(f'<li><a href="#{a}">{html.escape(h)}</a></li>' for a, h, _ in sections)
+    body = "\n".join(f'<section id="{a}"><h2>{html.escape(h)}</h2>\n{b}\n</section>' for a, h, b in sections)
+    when = datetime.now().astimezone().strftime("%Y-%m-%d %H:%M %Z")
+    meta = (f"{len(entries)} run{'s' if len(entries) != 1 else ''} in {len(groups)} group"
+            f"{'s' if len(groups) != 1 else ''} · generated {when} by lifelong")
+    return (
+        "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n"
+        '<meta name="viewport" content="width=device-width, initial-scale=1">\n'
+        f"<title>{html.escape(title)}</title>\n<style>{CSS}</style>\n</head>\n<body><main>\n"
+        f"<h1>{html.escape(title)}</h1>\n<p class=\"meta\">{html.escape(meta)}</p>\n"
+        f"<nav><ol>{nav}</ol></nav>\n{body}\n</main></body>\n</html>\n"
+    )
+
+
+def write_report(
+    run_dirs: Iterable[PathLike],
+    out_html: PathLike,
+    title: str = "lifelong report",
+    by: str | Sequence[str] = "strategy",
+) -> Path:
+    """Write one self-contained HTML report over ``run_dirs``; returns its path.
+
+    Runs are grouped by the config value ``by`` (dotted keys allowed; several
+    keys are joined; the folder name when the key is absent). The file has no
+    external references: it opens offline and without JavaScript.
+    """
+    dirs = list(run_dirs)
+    if not dirs:
+        raise ConfigError("the report needs at least one run folder; none was given.")
+    entries = load_entries(dirs, by)
+    by_name = by if isinstance(by, str) else " / ".join(by)
+    return write_text_atomic(out_html, build_report(entries, title, by_name))
