@@ -1,0 +1,736 @@
+"""The experiment configuration: one YAML file, validated by a pydantic schema.
+
+A config says what to learn (``benchmark``), with what (``model``), how
+(``train``, ``strategy``, ``memory``, ``review``, ``curriculum``), how to
+measure it (``evaluation``), with which seed(s), on which device and where the
+results go (``out``)::
+
+    benchmark: {name: split-digits, params: {n_tasks: 5}}
+    model: {name: mlp, params: {hidden: [128]}}
+    train: {epochs: 3, lr: 0.05, momentum: 0.9}
+    strategy: {name: ewc, params: {lamda: 100}}
+    seeds: [0, 1, 2]
+
+Every section forbids unknown keys, and every name (benchmark, model,
+strategy, memory policy, schedule, scorer) is checked against its registry
+while the file is validated, as are the names of its parameters: a mistake
+gives one :class:`~lifelong.errors.ConfigError` that names the field path
+(``strategy.params.lamda``) and lists what is allowed.
+
+``strategy``, ``curriculum`` and ``seeds`` may be lists; such a config is a
+*grid* that :meth:`ExperimentConfig.expand` turns into one single-run config
+per combination (``lifelong compare`` runs them). The resolved config of a run
+(:meth:`ExperimentConfig.resolved`, all defaults filled in) is written next to
+its results as ``config.yaml`` and can be run again as it is.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import inspect
+import itertools
+import os
+import re
+import types
+import typing
+from pathlib import Path
+from typing import Any, Callable, Optional, Union
+
+import yaml
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, ValidationError, create_model, field_validator, model_validator
+
+from lifelong.engine.config import POOLS, TrainConfig
+from lifelong.errors import ConfigError
+
+# ----------------------------------------------------------------------------- registries (lazy)
+
+
+def _registries() -> dict[str, Any]:
+    """The registries configs name things from, imported on first use (no import-time work)."""
+    from lifelong.assessment import METRICS
+    from lifelong.consolidation import CONSOLIDATORS
+    from lifelong.curriculum import SCHEDULES
+    from lifelong.data.benchmarks import BENCHMARKS
+    from lifelong.memory import BUFFERS
+    from lifelong.models import MODELS
+
+    regs: dict[str, Any] = {"benchmark": BENCHMARKS, "model": MODELS, "schedule": SCHEDULES, "buffer": BUFFERS,
+                            "consolidator": CONSOLIDATORS, "metric": METRICS}
+    strategies = _optional_registry("lifelong.strategies", "STRATEGIES")
+    if strategies is not None:
+        regs["strategy"] = strategies
+    scorers = _optional_registry("lifelong.curriculum", "SCORERS")
+    if scorers is not None:
+        regs["scorer"] = scorers
+    return regs
+
+
+def _optional_registry(module: str, attr: str):
+    import importlib
+
+    try:
+        mod = importlib.import_module(module)
+    except ModuleNotFoundError as exc:
+        if exc.name != module:
+            raise
+        return None
+    return getattr(mod, attr, None)
+
+
+def registry(kind: str):
+    """The registry of ``kind`` (benchmark, model, strategy, buffer, schedule, scorer, ...)."""
+    regs = _registries()
+    if kind not in regs:
+        raise ConfigError(f"no {kind} registry is available in this installation.")
+    return regs[kind]
+
+
+class _FieldProblem(ValueError):
+    """A validation problem below the field being validated (e.g. ``params.lamda``)."""
+
+    def __init__(self, message: str, subpath: str = ""):
+        super().__init__(message)
+        self.subpath = subpath
+
+
+def _check_name(kind: str, name: str) -> str:
+    reg = registry(kind)
+    if name not in reg:
+        raise _FieldProblem(reg.unknown_message(name))
+    return name
+
+
+def parameters_of(obj: Callable, supplied: tuple[str, ...] = ()) -> tuple[list[str], bool]:
+    """The keyword parameters a user may set on a registered factory/class.
+
+    ``supplied`` are the ones the library passes itself (``seed``, ``stream``...).
+    Returns ``(names, accepts_any)``; ``accepts_any`` is True for ``**kwargs``.
+    """
+    try:
+        sig = inspect.signature(obj)
+    except (TypeError, ValueError):  # pragma: no cover - builtins without signatures
+        return [], True
+    names, any_kw = [], False
+    for n, p in sig.parameters.items():
+        if p.kind is p.VAR_KEYWORD:
+            any_kw = True
+        elif p.kind is not p.VAR_POSITIONAL and n not in supplied and n != "self":
+            names.append(n)
+    return names, any_kw
+
+
+def _check_params(kind: str, name: str, params: dict[str, Any], field: str = "params",
+                  supplied: tuple[str, ...] = ()) -> None:
+    """Every key of ``params`` must be a parameter of the registered ``name``.
+
+    ``supplied`` are parameters the library passes itself: accepted, but not
+    advertised in the message. A factory taking ``**params`` that forwards
+    them to the consolidator of the same name (the consolidation strategies)
+    is checked against that consolidator's parameters.
+    """
+    obj = registry(kind).get(name)
+    allowed, any_kw = parameters_of(obj)
+    if any_kw and kind == "strategy":
+        from lifelong.consolidation import CONSOLIDATORS
+
+        if name in CONSOLIDATORS:
+            extra, any_kw = parameters_of(CONSOLIDATORS.get(name))
+            allowed += [e for e in extra if e not in allowed]
+            if "lambda_" in allowed:
+                allowed.append("lambda")
+    if any_kw:
+        return
+    shown = [a for a in allowed if a not in supplied]
+    for key in params:
+        if key not in allowed:
+            close = difflib.get_close_matches(str(key), shown, n=1)
+            hint = f" Did you mean '{close[0]}'?" if close else ""
+            raise _FieldProblem(
+                f"{kind} '{name}' has no parameter '{key}'.{hint} Its parameters are: "
+                f"{', '.join(shown) or '(none)'}.", f"{field}.{key}")
+
+
+# ----------------------------------------------------------------------------- sections
+
+
+class Section(BaseModel):
+    """Base of every config section: unknown keys are an error, values are validated on assignment."""
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class BenchmarkConfig(Section):
+    """Which task stream to learn: a registered benchmark and its parameters."""
+
+    name: str = "split-digits"
+    params: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("name")
+    @classmethod
+    def _known(cls, v: str) -> str:
+        return _check_name("benchmark", v)
+
+    @model_validator(mode="after")
+    def _params(self) -> "BenchmarkConfig":
+        _check_params("benchmark", self.name, self.params, supplied=("seed",))
+        return self
+
+
+class ModelConfig(Section):
+    """Which network to train: a registered model factory and its parameters."""
+
+    name: str = "mlp"
+    params: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("name")
+    @classmethod
+    def _known(cls, v: str) -> str:
+        return _check_name("model", v)
+
+    @model_validator(mode="after")
+    def _params(self) -> "ModelConfig":
+        _check_params("model", self.name, self.params, supplied=("stream",))
+        return self
+
+
+#: TrainConfig fields that live elsewhere in the YAML (top level, or ``evaluation``)
+_TRAIN_ELSEWHERE = ("seed", "device", "eval_every", "eval_batch_size")
+
+
+def _train_section() -> type[BaseModel]:
+    """The ``train`` section mirrors :class:`TrainConfig`, so the two never drift apart."""
+    hints = typing.get_type_hints(TrainConfig)
+    fields: dict[str, Any] = {}
+    for f in dataclasses.fields(TrainConfig):
+        if f.name in _TRAIN_ELSEWHERE:
+            continue
+        fields[f.name] = (hints[f.name], f.default)
+    model = create_model("TrainSection", __base__=Section, **fields)
+    model.__doc__ = "How to train: the fields of lifelong.engine.TrainConfig (epochs, steps, lr, optimizer...)."
+    return model
+
+
+TrainSection = _train_section()
+
+
+def _split_composite(name: str) -> list[str]:
+    """``'ewc+er'`` -> ``['ewc', 'er']``; a ``+`` only separates when a name follows (``der++`` stays whole)."""
+    return [p for p in re.split(r"\+(?=[A-Za-z])", re.sub(r"\s+", "", name)) if p]
+
+
+class StrategyConfig(Section):
+    """A continual-learning strategy (``naive``, ``ewc``, ``er``, ``derpp``...) and its parameters.
+
+    Strategies compose with ``+`` (``er+ewc``, ``ewc+der++``); the parameters of a composed
+    strategy are then given per part: ``params: {ewc: {lamda: 100}}``.
+    ``label`` names the runs of this strategy in comparison tables (default:
+    the name, plus the parameters when a grid holds the same name twice).
+    """
+
+    name: str
+    params: dict[str, Any] = Field(default_factory=dict)
+    label: Optional[str] = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _shorthand(cls, v: Any) -> Any:
+        return {"name": v} if isinstance(v, str) else v
+
+    @field_validator("name")
+    @classmethod
+    def _known(cls, v: str) -> str:
+        if "strategy" not in _registries():
+            return v  # the strategies package is not installed yet: checked when the run is built
+        for part in _split_composite(v):
+            _check_name("strategy", part)
+        return v
+
+    @model_validator(mode="after")
+    def _params(self) -> "StrategyConfig":
+        if "strategy" not in _registries():
+            return self
+        parts = _split_composite(self.name)
+        if len(parts) == 1:
+            _check_params("strategy", self.name, self.params, supplied=_STRATEGY_SUPPLIED)
+            _try_build_strategy(self.name, self.params, "params")
+            return self
+        for key, sub in self.params.items():
+            if key not in parts:
+                raise _FieldProblem(f"strategy '{self.name}' is composed of {', '.join(parts)}; give parameters per "
+                                    f"part, e.g. params: {{{parts[-1]}: {{...}}}}.", f"params.{key}")
+            if not isinstance(sub, dict):
+                raise _FieldProblem(f"the parameters of '{key}' must be a mapping.", f"params.{key}")
+            _check_params("strategy", key, sub, field=f"params.{key}", supplied=_STRATEGY_SUPPLIED)
+            _try_build_strategy(key, sub, f"params.{key}")
+        return self
+
+    @property
+    def parts(self) -> list[str]:
+        """The strategies this entry composes (one for a plain name)."""
+        return _split_composite(self.name)
+
+    def params_for(self, part: str) -> dict[str, Any]:
+        """Parameters of one part of a (possibly composed) strategy."""
+        if len(self.parts) == 1:
+            return dict(self.params)
+        return dict(self.params.get(part, {}))
+
+    @property
+    def display(self) -> str:
+        return self.label or self.name
+
+
+#: arguments the library itself passes to strategy factories
+_STRATEGY_SUPPLIED = ("seed",)
+
+
+def _try_build_strategy(name: str, params: dict[str, Any], field: str) -> None:
+    """Build the strategy once (cheap: no model, no data) so bad values fail at validation time."""
+    from lifelong.registry import build
+
+    try:
+        build(registry("strategy"), name, params)
+    except ConfigError as exc:
+        raise _FieldProblem(str(exc), field) from None
+
+
+class MemoryConfig(Section):
+    """The replay memory: selection ``policy`` (reservoir, class-balanced, herding) and ``size`` in examples."""
+
+    policy: str = "reservoir"
+    size: int = Field(200, ge=0)
+    params: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("policy")
+    @classmethod
+    def _known(cls, v: str) -> str:
+        return _check_name("buffer", v)
+
+    @model_validator(mode="after")
+    def _params(self) -> "MemoryConfig":
+        _check_params("buffer", self.policy, self.params, supplied=("capacity", "seed"))
+        return self
+
+
+class ReviewConfig(Section):
+    """When old material is reviewed: a review schedule over the memory (``replay``, spaced repetition...).
+
+    ``name`` (or ``schedule``) is a registered schedule; ``params`` its
+    parameters, e.g. ``{ratio: 0.5}`` for the share of each batch replayed.
+    """
+
+    name: str = Field("replay", validation_alias=AliasChoices("name", "schedule"))
+    params: dict[str, Any] = Field(default_factory=dict)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _shorthand(cls, v: Any) -> Any:
+        return {"name": v} if isinstance(v, str) else v
+
+    @field_validator("name")
+    @classmethod
+    def _known(cls, v: str) -> str:
+        return _check_name("schedule", v)
+
+    @model_validator(mode="after")
+    def _params(self) -> "ReviewConfig":
+        _check_params("schedule", self.name, self.params)
+        return self
+
+
+class CurriculumConfig(Section):
+    """What to study next: a schedule over the study pool, an optional difficulty scorer, the pool.
+
+    ``name`` (or ``schedule``) is a registered schedule (``uniform``,
+    ``pacing``, ``self-paced``...) with its ``params``; ``scorer`` names a
+    difficulty scorer with its ``scorer_params``.
+
+    ``pool`` is ``current`` (the task's data), ``cumulative``, ``joint`` or
+    ``memory``; left unset, the strategy decides.
+    """
+
+    name: str = Field("uniform", validation_alias=AliasChoices("name", "schedule"))
+    params: dict[str, Any] = Field(default_factory=dict)
+    scorer: Optional[str] = None
+    scorer_params: dict[str, Any] = Field(default_factory=dict)
+    pool: Optional[str] = None
+    label: Optional[str] = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _shorthand(cls, v: Any) -> Any:
+        return {"name": v} if isinstance(v, str) else v
+
+    @field_validator("name")
+    @classmethod
+    def _known(cls, v: str) -> str:
+        return _check_name("schedule", v)
+
+    @field_validator("scorer")
+    @classmethod
+    def _known_scorer(cls, v: Optional[str]) -> Optional[str]:
+        if v is None:
+            return v
+        if "scorer" not in _registries():
+            raise _FieldProblem("difficulty scorers are not available in this installation (lifelong.curriculum.SCORERS).")
+        return _check_name("scorer", v)
+
+    @field_validator("pool")
+    @classmethod
+    def _known_pool(cls, v: Optional[str]) -> Optional[str]:
+        if v is not None and v not in POOLS:
+            close = difflib.get_close_matches(v, POOLS, n=1)
+            hint = f" Did you mean '{close[0]}'?" if close else ""
+            raise _FieldProblem(f"unknown pool '{v}'.{hint} Choose one of: {', '.join(POOLS)}.")
+        return v
+
+    @model_validator(mode="after")
+    def _params(self) -> "CurriculumConfig":
+        _check_params("schedule", self.name, self.params)
+        if self.scorer is not None:
+            _check_params("scorer", self.scorer, self.scorer_params, field="scorer_params")
+        return self
+
+    @property
+    def display(self) -> str:
+        return self.label or self.name
+
+
+class EvaluationConfig(Section):
+    """How the learner is assessed: every task after each task, and every ``eval_every`` steps for curves."""
+
+    eval_every: int = Field(0, ge=0)
+    eval_batch_size: int = Field(512, ge=1)
+
+
+class TrackingConfig(Section):
+    """Optional experiment trackers (the ``[tracking]`` extra): MLflow file store and TensorBoard events."""
+
+    mlflow: bool = False
+    tensorboard: bool = False
+
+
+def _as_list(v: Any) -> Any:
+    if v is None:
+        return []
+    return v if isinstance(v, list) else [v]
+
+
+class ExperimentConfig(Section):
+    """One experiment, or a grid of them (lists of strategies, curricula or seeds)."""
+
+    name: Optional[str] = None
+    benchmark: BenchmarkConfig = Field(default_factory=BenchmarkConfig)
+    model: ModelConfig = Field(default_factory=ModelConfig)
+    train: TrainSection = Field(default_factory=TrainSection)  # type: ignore[valid-type]
+    strategy: list[StrategyConfig] = Field(default_factory=lambda: [StrategyConfig(name="naive")])
+    memory: Optional[MemoryConfig] = None
+    review: Optional[ReviewConfig] = None
+    curriculum: list[CurriculumConfig] = Field(default_factory=list)
+    evaluation: EvaluationConfig = Field(default_factory=EvaluationConfig)
+    seed: int = 0
+    seeds: Optional[list[int]] = None
+    device: str = "auto"
+    out: Optional[str] = None
+    tracking: TrackingConfig = Field(default_factory=TrackingConfig)
+
+    @field_validator("strategy", "curriculum", mode="before")
+    @classmethod
+    def _listify(cls, v: Any) -> Any:
+        return _as_list(v)
+
+    @field_validator("strategy")
+    @classmethod
+    def _nonempty(cls, v: list[StrategyConfig]) -> list[StrategyConfig]:
+        if not v:
+            raise _FieldProblem("give at least one strategy (e.g. naive).")
+        return v
+
+    @field_validator("seeds", mode="before")
+    @classmethod
+    def _seeds(cls, v: Any) -> Any:
+        if isinstance(v, int) and not isinstance(v, bool):
+            return [v]
+        return v
+
+    @field_validator("device")
+    @classmethod
+    def _device(cls, v: str) -> str:
+        if v == "auto" or re.fullmatch(r"(cpu|mps|cuda(:\d+)?)", v):
+            return v
+        raise _FieldProblem(f"unknown device '{v}'. Choose one of: auto, cpu, cuda, cuda:N, mps.")
+
+    @model_validator(mode="after")
+    def _seed_xor_seeds(self) -> "ExperimentConfig":
+        if self.seeds is not None:
+            if not self.seeds:
+                raise _FieldProblem("seeds is an empty list; give at least one seed or use seed: N.", "seeds")
+            if "seed" in self.model_fields_set and self.seed != self.seeds[0]:
+                raise _FieldProblem("give either seed (one run) or seeds (a list), not both.", "seeds")
+        try:  # TrainConfig's own range checks (lr > 0, epochs or steps >= 1, ...) at validation time
+            self.train_config()
+        except ConfigError as exc:
+            raise _FieldProblem(str(exc)) from None
+        return self
+
+    # ------------------------------------------------------------------ grids
+
+    @property
+    def seed_list(self) -> list[int]:
+        return list(self.seeds) if self.seeds is not None else [self.seed]
+
+    @property
+    def is_grid(self) -> bool:
+        return len(self.strategy) > 1 or len(self.curriculum) > 1 or len(self.seed_list) > 1
+
+    def expand(self) -> list[tuple[str, "ExperimentConfig"]]:
+        """The grid as ``(run_name, single-run config)`` pairs, in a stable order.
+
+        Run names read ``<strategy>[-<curriculum>]-seed<N>``; the curriculum
+        part appears only when the grid varies it.
+        """
+        strat_labels = _labels([s.display for s in self.strategy], self.strategy)
+        curricula: list[Optional[CurriculumConfig]] = list(self.curriculum) or [None]
+        cur_labels = _labels([c.display if c else "" for c in curricula], curricula)
+        out: list[tuple[str, ExperimentConfig]] = []
+        for (s, sl), (c, cl), seed in itertools.product(zip(self.strategy, strat_labels),
+                                                        zip(curricula, cur_labels), self.seed_list):
+            name = sl + (f"-{cl}" if len(curricula) > 1 else "") + f"-seed{seed}"
+            single = self.model_copy(update={
+                "strategy": [s.model_copy(update={"label": sl})],
+                "curriculum": [c.model_copy(update={"label": cl})] if c is not None else [],
+                "seed": seed, "seeds": None, "name": name})
+            out.append((_safe_name(name), single))
+        return out
+
+    def single(self) -> "ExperimentConfig":
+        """This config as one run; a grid is refused with a pointer to ``lifelong compare``."""
+        if self.is_grid:
+            raise ConfigError(
+                f"this config is a grid of {len(self.expand())} runs (lists of strategies, curricula or seeds); "
+                "run it with `lifelong compare`, or keep one strategy, one curriculum and one seed for `lifelong run`.")
+        return self
+
+    @property
+    def strategy_label(self) -> str:
+        return "/".join(s.display for s in self.strategy)
+
+    @property
+    def curriculum_label(self) -> str:
+        return "/".join(c.display for c in self.curriculum) or "default"
+
+    def train_config(self) -> TrainConfig:
+        """The engine's :class:`TrainConfig` for this (single-run) config."""
+        fields = self.train.model_dump()
+        return TrainConfig(**fields, seed=self.seed, device=self.device,
+                           eval_every=self.evaluation.eval_every, eval_batch_size=self.evaluation.eval_batch_size)
+
+    def resolved(self) -> dict[str, Any]:
+        """Plain data with every default filled in, as written to a run's ``config.yaml``.
+
+        One-element lists are written as single values and ``seeds`` of one
+        run as ``seed``, so the file reads like a hand-written single run.
+        """
+        d = self.model_dump(mode="json")
+        for key in ("strategy", "curriculum"):
+            if len(d[key]) == 1:
+                d[key] = d[key][0]
+            elif not d[key]:
+                d[key] = None
+        if d["seeds"] is not None and len(d["seeds"]) == 1:
+            d["seed"], d["seeds"] = d["seeds"][0], None
+        if d["seeds"] is None:
+            del d["seeds"]
+        return d
+
+
+def _labels(names: list[str], items: list[Any]) -> list[str]:
+    """Unique labels: a name used twice gets its parameters appended."""
+    out = []
+    for n, item in zip(names, items):
+        if names.count(n) > 1 and item is not None and getattr(item, "label", None) is None:
+            params = getattr(item, "params", {}) or {}
+            extra = ",".join(f"{k}={v}" for k, v in sorted(params.items())) or str(len(out))
+            n = f"{n}[{extra}]"
+        out.append(n)
+    if len(set(out)) != len(out):
+        dup = sorted({x for x in out if out.count(x) > 1})
+        raise ConfigError(f"the grid has runs with the same label {dup}; give each a distinct 'label'.")
+    return out
+
+
+def _safe_name(name: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.+=,\-\[\]]+", "_", name)
+
+
+# ----------------------------------------------------------------------------- errors
+
+
+def _model_at(loc: tuple[Any, ...]) -> type[BaseModel] | None:
+    """The section model that holds the last element of ``loc`` (to list allowed keys)."""
+    model: Any = ExperimentConfig
+    for part in loc[:-1]:
+        if isinstance(part, int):
+            continue
+        if not (isinstance(model, type) and issubclass(model, BaseModel)) or part not in model.model_fields:
+            return None
+        model = _unwrap(model.model_fields[part].annotation)
+    return model if isinstance(model, type) and issubclass(model, BaseModel) else None
+
+
+def _unwrap(tp: Any) -> Any:
+    origin = typing.get_origin(tp)
+    if origin in (Union, types.UnionType):
+        for arg in typing.get_args(tp):
+            inner = _unwrap(arg)
+            if isinstance(inner, type) and issubclass(inner, BaseModel):
+                return inner
+        return None
+    if origin in (list, tuple):
+        return _unwrap(typing.get_args(tp)[0])
+    return tp
+
+
+def _path(loc: tuple[Any, ...], data: Any = None) -> str:
+    """``('strategy', 0, 'params')`` -> ``strategy[0].params``; the index is left out when the user
+    wrote a single value where a list is also accepted (``strategy: ewc``)."""
+    parts: list[str] = []
+    node = data
+    for p in loc:
+        if isinstance(p, int) and not isinstance(node, list):
+            continue  # a single value normalised to a one-element list
+        if isinstance(node, dict):
+            node = node.get(p)
+        elif isinstance(node, list) and isinstance(p, int) and p < len(node):
+            node = node[p]
+        else:
+            node = None
+        if isinstance(p, int):
+            parts[-1:] = [f"{parts[-1]}[{p}]"] if parts else [f"[{p}]"]
+        elif p.startswith("function-") or p in ("list[...]",):  # pydantic's internal union/validator tags
+            continue
+        else:
+            parts.append(str(p))
+    return ".".join(parts)
+
+
+def format_errors(exc: ValidationError, source: str | None = None, data: Any = None) -> str:
+    """One message for a pydantic error: each problem as ``field.path: what is wrong; what is allowed``."""
+    lines = []
+    seen = set()
+    for err in exc.errors():
+        loc = tuple(err["loc"])
+        ctx = err.get("ctx") or {}
+        problem = ctx.get("error")
+        path = _path(loc, data)
+        if isinstance(problem, _FieldProblem):
+            if problem.subpath:
+                path = f"{path}.{problem.subpath}" if path else problem.subpath
+            msg = str(problem)
+        elif err["type"] == "extra_forbidden":
+            model = _model_at(loc)
+            allowed = list(model.model_fields) if model is not None else []
+            key = str(loc[-1])
+            close = difflib.get_close_matches(key, allowed, n=1)
+            hint = f" Did you mean '{close[0]}'?" if close else ""
+            msg = f"unknown field '{key}'.{hint} Allowed fields here: {', '.join(allowed)}."
+        elif err["type"] == "missing":
+            msg = "this field is required."
+        else:
+            msg = f"{err['msg']} (got {err.get('input')!r})" if "input" in err else err["msg"]
+            msg = msg.replace("Value error, ", "")
+        line = f"{path}: {msg}" if path else msg
+        if line not in seen:
+            seen.add(line)
+            lines.append(line)
+    head = f"invalid config{f' {source}' if source else ''}: "
+    return head + ("; ".join(lines) if len(lines) == 1 else "\n  " + "\n  ".join(lines))
+
+
+def validate(data: dict[str, Any] | None, source: str | None = None) -> ExperimentConfig:
+    """Validate plain data (a parsed YAML mapping) into an :class:`ExperimentConfig`."""
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"invalid config{f' {source}' if source else ''}: the top level must be a mapping of "
+                          f"sections ({', '.join(ExperimentConfig.model_fields)}); got {type(data).__name__}.")
+    try:
+        return ExperimentConfig.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(format_errors(exc, source, data)) from None
+    except ConfigError as exc:  # raised by registries or labels outside pydantic's wrapping
+        raise ConfigError(f"invalid config{f' {source}' if source else ''}: {exc}") from None
+
+
+def read_yaml(path: str | os.PathLike) -> dict[str, Any]:
+    """Parse a YAML config file; a missing file or bad YAML is a ConfigError naming the file (and line)."""
+    p = Path(path)
+    if not p.exists():
+        raise ConfigError(f"config file {p} does not exist.")
+    if p.is_dir():
+        raise ConfigError(f"config file {p} is a folder; give a YAML file.")
+    try:
+        text = p.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"cannot read config file {p}: {exc}.") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise ConfigError(f"config file {p} is not valid YAML{where}: {problem}.") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"config file {p} must hold a mapping of sections; got a {type(data).__name__}.")
+    return data
+
+
+def apply_overrides(data: dict[str, Any], overrides: list[str] | tuple[str, ...]) -> dict[str, Any]:
+    """Apply ``section.key=value`` overrides (values parsed as YAML) to plain config data.
+
+    ``train.lr=0.1``, ``strategy=ewc``, ``benchmark.params.n_tasks=3``,
+    ``seeds=[0,1,2]``. Returns a new dict; the input is not changed.
+    """
+    import copy
+
+    out = copy.deepcopy(data)
+    for item in overrides:
+        if "=" not in item:
+            raise ConfigError(f"override '{item}' must look like section.field=value (e.g. train.lr=0.1).")
+        key, raw = item.split("=", 1)
+        key = key.strip()
+        if not key or any(not k for k in key.split(".")):
+            raise ConfigError(f"override '{item}' has an empty field name; write e.g. train.lr=0.1.")
+        try:
+            value = yaml.safe_load(raw) if raw.strip() else None
+        except yaml.YAMLError:
+            value = raw
+        node = out
+        parts = key.split(".")
+        for i, part in enumerate(parts[:-1]):
+            nxt = node.get(part)
+            if isinstance(nxt, str) and part in ("strategy", "curriculum", "review"):
+                nxt = {"name": nxt}
+            if nxt is None:
+                nxt = {}
+            if not isinstance(nxt, dict):
+                raise ConfigError(f"override '{item}': {'.'.join(parts[:i + 1])} is not a section "
+                                  f"(it holds {nxt!r}), so it has no field '{parts[i + 1]}'.")
+            node[part] = nxt
+            node = nxt
+        node[parts[-1]] = value
+    return out
+
+
+def load_config(path: str | os.PathLike, overrides: list[str] | tuple[str, ...] = ()) -> ExperimentConfig:
+    """Read, override and validate a YAML config file."""
+    data = apply_overrides(read_yaml(path), overrides)
+    return validate(data, source=str(path))
+
+
+def dump_yaml(config: ExperimentConfig) -> str:
+    """The resolved config as YAML text."""
+    return yaml.safe_dump(config.resolved(), sort_keys=False, allow_unicode=True)

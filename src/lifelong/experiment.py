@@ -1,0 +1,661 @@
+"""Run experiments from a config: build everything, train, and keep every result.
+
+:func:`run_experiment` is what ``lifelong run`` does: it seeds, builds the
+stream, model and recipe from an :class:`~lifelong.config.ExperimentConfig`,
+runs :func:`~lifelong.engine.train_stream` with a checkpointer that writes
+``checkpoints/last.pt`` atomically (at every task end and every
+``train.checkpoint_every`` steps), and fills the run directory (resolved
+``config.yaml``, ``metrics.json``, CSVs, ``log.txt``) and the run index
+(``index.sqlite`` in the folder that holds the run).
+
+Nothing is lost: when training stops with an error or Ctrl-C, the results
+gathered so far are written (``metrics.json`` with ``complete: false``), the
+index marks the run stopped or failed, and the error is raised again. A run
+resumes from its folder alone (:func:`resume_experiment`): the stored config
+and the last checkpoint give the same numbers as an uninterrupted run.
+
+:func:`run_grid` runs a grid config (``lifelong compare``) in a process pool or
+on Ray, each run in its own folder, and returns the comparison rows.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import os
+import sys
+import time
+import traceback
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterable
+
+from lifelong.config import ExperimentConfig, validate
+from lifelong.engine.callbacks import Callback
+from lifelong.engine.result import RunResult
+from lifelong.errors import ConfigError, LifelongError
+
+CHECKPOINT = "last.pt"
+
+
+# ----------------------------------------------------------------------------- building
+
+
+def build_recipe(cfg: ExperimentConfig, stream: Any):
+    """The engine :class:`~lifelong.engine.Recipe` for a single-run config.
+
+    The memory, review schedule, curriculum and scorer are built from their
+    sections; the strategy (composed with ``+``) decides the consolidators and
+    anything the config leaves unset (e.g. experience replay's memory).
+    """
+    from lifelong.config import parameters_of
+    from lifelong.curriculum import SCHEDULES
+    from lifelong.memory import BUFFERS
+    from lifelong.registry import build
+    from lifelong.strategies import STRATEGIES, compose
+
+    strat = cfg.strategy[0]
+    cur = cfg.curriculum[0] if cfg.curriculum else None
+    memory = None
+    if cfg.memory is not None and cfg.memory.size > 0:
+        memory = build(BUFFERS, cfg.memory.policy, cfg.memory.params, capacity=cfg.memory.size, seed=cfg.seed)
+    review = build(SCHEDULES, cfg.review.name, cfg.review.params) if cfg.review is not None else None
+    curriculum = build(SCHEDULES, cur.name, cur.params) if cur is not None else None
+    scorer = None
+    if cur is not None and cur.scorer is not None:
+        from lifelong.curriculum import SCORERS  # type: ignore[attr-defined]
+
+        scorer = build(SCORERS, cur.scorer, cur.scorer_params)
+    parts = []
+    for name in strat.parts:
+        params = strat.params_for(name)
+        if "seed" in parameters_of(STRATEGIES.get(name))[0]:
+            params.setdefault("seed", cfg.seed)  # the strategy's own randomness (memory sampling) follows the run
+        parts.append((name, params))
+    recipe = compose(parts, memory=memory, review=review, curriculum=curriculum, scorer=scorer,
+                     name=strat.display)
+    if cur is not None and cur.pool is not None and cur.pool != recipe.pool:
+        recipe = dataclasses.replace(recipe, pool=cur.pool)  # re-validated by Recipe.__post_init__
+    return recipe
+
+
+@dataclass
+class Built:
+    """Everything a run needs, built from its config."""
+
+    stream: Any
+    model: Any
+    recipe: Any
+    train: Any
+    objective: Any = None
+
+
+def build_experiment(cfg: ExperimentConfig) -> Built:
+    """Seed, then build the stream, model, recipe and train config of a single-run config.
+
+    The model is initialised right after seeding (independently of how much
+    randomness building the benchmark used), so the same seed gives the same
+    initial weights whatever the benchmark.
+    """
+    from lifelong.data.benchmarks import make_benchmark
+    from lifelong.engine.loop import seed_everything
+    from lifelong.models import build_model
+
+    train = cfg.train_config()
+    seed_everything(cfg.seed)
+    stream = make_benchmark(cfg.benchmark.name, cfg.seed, **cfg.benchmark.params)
+    seed_everything(cfg.seed)
+    model = build_model(cfg.model.name, stream, **cfg.model.params)
+    recipe = build_recipe(cfg, stream)
+    return Built(stream, model, recipe, train)
+
+
+# ----------------------------------------------------------------------------- the log
+
+
+class RunLog(Callback):
+    """Appends one line per event to the run's ``log.txt`` (flushed at once, so a crash keeps it)."""
+
+    def __init__(self, path: Path):
+        self.path = path
+
+    def write(self, message: str) -> None:
+        stamp = time.strftime("%Y-%m-%d %H:%M:%S")
+        with contextlib.suppress(OSError):
+            with open(self.path, "a", encoding="utf-8") as fh:
+                fh.write(f"{stamp} {message}\n")
+
+    def on_stream_start(self, ctx, result) -> None:
+        self.write(f"stream '{ctx.stream.name}': {len(ctx.stream)} tasks, device {ctx.device}; "
+                   f"{len(result.accuracy)} task(s) already done")
+
+    def on_task_start(self, ctx) -> None:
+        self.write(f"task {ctx.task_index + 1}/{len(ctx.stream)} '{ctx.task.name}' starts at step {ctx.step} "
+                   f"of {ctx.total_steps}")
+
+    def on_task_end(self, ctx, row) -> None:
+        accs = " ".join(f"{a:.3f}" for a in row)
+        self.write(f"task {ctx.task_index + 1} done after {ctx.step} steps (loss {ctx.last_loss:.4f}); "
+                   f"accuracy on every task: {accs}")
+
+    def on_stream_end(self, ctx, result) -> None:
+        self.write(f"stream ended: complete={result.complete}, {result.wall_seconds:.1f} s")
+
+
+# ----------------------------------------------------------------------------- one run
+
+
+def _load_checkpoint(path: Path) -> dict[str, Any] | None:
+    import torch
+
+    if not path.exists():
+        return None
+    try:
+        return torch.load(path, map_location="cpu", weights_only=False)
+    except Exception as exc:  # noqa: BLE001 - a damaged file is the user's problem to know about
+        raise LifelongError(f"the checkpoint {path} cannot be read ({exc}); it is damaged. Delete it to start "
+                            "the run again from its beginning.") from None
+
+
+def _index(fn: Callable[..., Any], *args: Any, log: RunLog | None = None, **kwargs: Any) -> None:
+    """Run-index bookkeeping never costs a run: a failure is logged and ignored (the index is a cache)."""
+    try:
+        fn(*args, **kwargs)
+    except LifelongError as exc:
+        if log is not None:
+            log.write(f"warning: run index not updated: {exc}")
+
+
+def run_experiment(
+    config: ExperimentConfig | dict[str, Any],
+    out_dir: str | os.PathLike | None = None,
+    *,
+    resume: bool = False,
+    overwrite: bool = False,
+    progress: bool = True,
+    callbacks: Iterable[Callback] = (),
+    index_root: str | os.PathLike | None = None,
+    console: Any = None,
+) -> tuple[RunResult, dict[str, Any]]:
+    """Run one experiment into ``out_dir`` (default: ``config.out``); return ``(result, metrics)``.
+
+    ``resume=True`` continues the run in ``out_dir`` from its stored
+    ``config.yaml`` and last checkpoint (``config`` must then match the stored
+    one, or be None). ``overwrite=True`` deletes an existing run folder first.
+    The run is registered in ``<index_root>/index.sqlite`` (default: the
+    folder that holds the run). ``metrics`` is the content of ``metrics.json``.
+    """
+    from lifelong.runs import RunDir, register_run, update_run
+    from lifelong.runs.io import torch_save_atomic
+
+    cfg: ExperimentConfig | None
+    if config is None:
+        cfg = None
+    elif isinstance(config, ExperimentConfig):
+        cfg = config
+    else:
+        cfg = validate(config)
+    if out_dir is None:
+        if cfg is None or cfg.out is None:
+            raise ConfigError("no output folder: pass --out DIR (or set 'out' in the config).")
+        out_dir = cfg.out
+    out_path = Path(out_dir)
+
+    checkpoint_state = None
+    if resume:
+        cfg = _stored_config(out_path, cfg)
+        rd = RunDir(out_path, resume=True)
+        checkpoint_state = _load_checkpoint(rd.path / "checkpoints" / CHECKPOINT)
+    else:
+        if cfg is None:
+            raise ConfigError("no config given for a new run.")
+        cfg = cfg.single()
+        _check_writable(out_path)
+        rd = RunDir(out_path, overwrite=overwrite)
+    cfg = cfg.model_copy(update={"out": str(rd.path)})
+    resolved = cfg.resolved()
+    if not resume:
+        rd.write_config(resolved)
+    root = Path(index_root) if index_root is not None else rd.path.resolve().parent
+    log = RunLog(rd.log_path)
+    where = f" from task {checkpoint_state['phase']} step {checkpoint_state['step']}" if checkpoint_state else ""
+    log.write(("resuming" if resume else "starting") + f" run {rd.name}{where}: strategy {cfg.strategy_label}, "
+              f"benchmark {cfg.benchmark.name}, seed {cfg.seed}")
+    _index(register_run, root, rd.path, resolved, status="running", name=rd.name, log=log)
+
+    if checkpoint_state is not None and checkpoint_state.get("result", {}).get("complete"):
+        checkpoint_state = None  # pragma: no cover - a finished run's checkpoint is never 'complete'
+
+    built = build_experiment(cfg)
+    ckpt_dir = rd.checkpoint_dir
+
+    def checkpointer(state: dict[str, Any]) -> None:
+        torch_save_atomic(state, ckpt_dir / CHECKPOINT)
+        if state["step"] == 0:  # a task end: results so far go to disk too
+            partial = RunResult.from_dict(state["result"])
+            rd.write_result(partial)
+            log.write(f"checkpoint after task {state['phase']} (run step {state['global_step']})")
+
+    cbs: list[Callback] = [log, *callbacks]
+    trackers = _trackers(cfg, rd.path)
+    cbs.extend(trackers)
+    if progress:
+        from lifelong.engine.callbacks import ProgressBar
+
+        cbs.append(ProgressBar(description=cfg.name or rd.name, console=console))
+
+    from lifelong.engine.loop import train_stream
+
+    try:
+        result = train_stream(built.stream, built.model, built.recipe, built.train, callbacks=cbs,
+                              checkpointer=checkpointer, resume=checkpoint_state)
+    except BaseException as exc:
+        partial = getattr(exc, "result", None)
+        stopped = isinstance(exc, KeyboardInterrupt)
+        if partial is not None:
+            with contextlib.suppress(LifelongError):
+                metrics = rd.write_result(partial)
+                _index(update_run, root, rd.path, status="stopped" if stopped else "failed", summary=metrics, log=log)
+        else:
+            _index(update_run, root, rd.path, status="stopped" if stopped else "failed", log=log)
+        what = "interrupted by the user" if stopped else f"{type(exc).__name__}: {exc}"
+        log.write(f"run stopped ({what}); results so far are in {rd.metrics_path.name}; "
+                  f"continue with: lifelong run --resume {rd.path}")
+        if not stopped and not isinstance(exc, LifelongError):
+            log.write("traceback:\n" + "".join(traceback.format_exception(exc)))
+        for t in trackers:
+            with contextlib.suppress(Exception):
+                t.close(ok=False)
+        raise
+    metrics = rd.write_result(result)
+    for t in trackers:
+        t.log_summary(metrics)
+        t.close()
+    _index(update_run, root, rd.path, status="complete", summary=metrics, log=log)
+    log.write(f"done: average accuracy {metrics.get('average_accuracy')}, forgetting {metrics.get('forgetting')}")
+    return result, metrics
+
+
+def resume_experiment(run_dir: str | os.PathLike, **kwargs: Any) -> tuple[RunResult, dict[str, Any]]:
+    """Continue the run in ``run_dir`` from its ``config.yaml`` and last checkpoint."""
+    return run_experiment(None, run_dir, resume=True, **kwargs)  # type: ignore[arg-type]
+
+
+def _stored_config(run_dir: Path, given: ExperimentConfig | None) -> ExperimentConfig:
+    from lifelong.config import load_config
+
+    cpath = run_dir / "config.yaml"
+    if not run_dir.is_dir():
+        raise ConfigError(f"cannot resume: run folder {run_dir} does not exist.")
+    if not cpath.exists():
+        raise ConfigError(f"cannot resume: {run_dir} has no config.yaml, so it is not a lifelong run folder.")
+    stored = load_config(cpath)
+    if given is not None:
+        a = {k: v for k, v in stored.resolved().items() if k not in ("out", "name")}
+        b = {k: v for k, v in given.single().resolved().items() if k not in ("out", "name")}
+        diff = [k for k in a if a.get(k) != b.get(k)]
+        if diff:
+            raise ConfigError(f"cannot resume {run_dir} with a different config (sections {', '.join(diff)} differ "
+                              "from its config.yaml). Resume with the run folder alone: lifelong run --resume "
+                              f"{run_dir}, or start a new run with --out elsewhere.")
+    return stored
+
+
+def _check_writable(path: Path) -> None:
+    """A clear message before any work when the output folder cannot be created or written."""
+    from lifelong.runs.io import StorageError
+
+    probe = path
+    while not probe.exists():
+        if probe.parent == probe:
+            break
+        probe = probe.parent
+    if probe.exists() and not probe.is_dir():
+        raise StorageError(f"cannot write the run to {path}: {probe} is a file, not a folder. "
+                           "Choose an output folder that does not pass through a file.")
+    if probe.is_dir() and not os.access(probe, os.W_OK | os.X_OK):
+        raise StorageError(f"cannot write the run to {path}: the folder {probe} is not writable (permission denied). "
+                           "Choose another output folder or fix its permissions.")
+
+
+def _trackers(cfg: ExperimentConfig, run_dir: Path) -> list[Any]:
+    if not (cfg.tracking.mlflow or cfg.tracking.tensorboard):
+        return []
+    from lifelong.tracking import Tracker
+
+    return [Tracker(run_dir, mlflow=cfg.tracking.mlflow, tensorboard=cfg.tracking.tensorboard,
+                    run_name=cfg.name or run_dir.name, params=cfg.resolved())]
+
+
+# ----------------------------------------------------------------------------- grids
+
+
+@dataclass
+class GridRun:
+    """The outcome of one run of a grid."""
+
+    name: str
+    path: Path
+    label: str
+    ok: bool
+    error: str | None = None
+    seconds: float = 0.0
+
+
+@dataclass
+class GridOutcome:
+    runs: list[GridRun] = field(default_factory=list)
+
+    @property
+    def failed(self) -> list[GridRun]:
+        return [r for r in self.runs if not r.ok]
+
+    def rows(self):
+        """Comparison rows (mean ± std per label over the successful runs)."""
+        from lifelong.runs.compare import RunEntry, compare
+        from lifelong.runs.rundir import load_run
+
+        entries = []
+        for r in self.runs:
+            if r.ok:
+                config, result, summary = load_run(r.path)
+                entries.append(RunEntry(r.label, result, config, summary, r.path))
+        return compare(entries), entries
+
+
+def grid_label(cfg: ExperimentConfig, grid: ExperimentConfig) -> str:
+    """The comparison label of one run: its strategy, plus its curriculum when the grid varies curricula."""
+    label = cfg.strategy_label
+    if len(grid.curriculum) > 1:
+        label += f" / {cfg.curriculum_label}"
+    return label
+
+
+_QUEUE = None
+
+
+def _worker_init(queue: Any, threads: int) -> None:
+    """Process-pool initialiser: one torch thread per worker (no oversubscription), the progress queue."""
+    global _QUEUE
+    _QUEUE = queue
+    import torch
+
+    torch.set_num_threads(max(1, threads))
+
+
+class _QueueProgress(Callback):
+    """Sends (run, task, step, total) to the parent's progress display at most a few times a second."""
+
+    def __init__(self, name: str, queue: Any, interval: float = 0.25):
+        self.name, self.queue, self.interval, self._last = name, queue, interval, 0.0
+
+    def _send(self, ctx, done: bool = False) -> None:
+        with contextlib.suppress(Exception):
+            self.queue.put_nowait((self.name, ctx.task_index, len(ctx.stream), ctx.step, ctx.total_steps, done))
+
+    def on_task_start(self, ctx) -> None:
+        self._send(ctx)
+
+    def on_step_end(self, ctx, loss: float) -> None:
+        now = time.monotonic()
+        if now - self._last >= self.interval:
+            self._last = now
+            self._send(ctx)
+
+    def on_task_end(self, ctx, row) -> None:
+        self._send(ctx)
+
+
+def grid_worker(name: str, data: dict[str, Any], path: str, resume: bool, overwrite: bool,
+                index_root: str, threads: int = 1) -> tuple[str, bool, str | None, float]:
+    """Run one grid cell (in a worker process or a Ray task); returns (name, ok, error, seconds).
+
+    Errors become strings (a worker's exception must not take the whole grid
+    down); with ``resume`` a finished run is kept as it is and a stopped one
+    continues from its checkpoint.
+    """
+    import torch
+
+    torch.set_num_threads(max(1, threads))
+    t0 = time.perf_counter()
+    cbs = [_QueueProgress(name, _QUEUE)] if _QUEUE is not None else []
+    try:
+        cfg = validate(data)
+        p = Path(path)
+        if resume and (p / "config.yaml").exists():
+            if _is_complete(p):
+                return name, True, None, 0.0
+            run_experiment(None, p, resume=True, progress=False, callbacks=cbs, index_root=index_root)  # type: ignore[arg-type]
+        else:
+            run_experiment(cfg, p, overwrite=overwrite, progress=False, callbacks=cbs, index_root=index_root)
+    except LifelongError as exc:
+        return name, False, str(exc), time.perf_counter() - t0
+    except KeyboardInterrupt:
+        return name, False, "interrupted", time.perf_counter() - t0
+    except Exception as exc:  # noqa: BLE001 - report a worker bug with its traceback
+        return name, False, "".join(traceback.format_exception(exc)), time.perf_counter() - t0
+    return name, True, None, time.perf_counter() - t0
+
+
+def _is_complete(path: Path) -> bool:
+    from lifelong.runs.io import read_json
+
+    m = path / "metrics.json"
+    if not m.exists():
+        return False
+    with contextlib.suppress(LifelongError):
+        return bool(read_json(m).get("complete"))
+    return False
+
+
+def default_workers(n_runs: int) -> int:
+    """Worker processes: one per available core, at most one per run."""
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover - macOS/Windows
+        cores = os.cpu_count() or 1
+    return max(1, min(n_runs, cores))
+
+
+def run_grid(
+    grid: ExperimentConfig,
+    out_dir: str | os.PathLike,
+    *,
+    workers: int | None = None,
+    executor: str = "process",
+    address: str | None = None,
+    resume: bool = False,
+    overwrite: bool = False,
+    progress: bool = True,
+    console: Any = None,
+) -> GridOutcome:
+    """Run every cell of ``grid`` into ``out_dir/<run name>`` and return the outcomes.
+
+    ``executor='process'`` uses a pool of ``workers`` processes (default: one
+    per core; ``workers=1`` runs in this process); ``executor='ray'`` sends
+    each run to Ray as a task (``address`` of an existing cluster, or a local
+    instance with ``workers`` CPUs). The run folders must be on a file system
+    every worker can reach. The index of the runs is ``out_dir/index.sqlite``.
+    """
+    if executor not in ("process", "ray"):
+        raise ConfigError(f"unknown executor '{executor}'; choose one of: process, ray.")
+    if resume and overwrite:
+        raise ConfigError("--resume and --overwrite contradict each other: pass one.")
+    cells = grid.expand()
+    out = Path(out_dir)
+    _check_writable(out)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        from lifelong.runs.io import storage_error
+
+        raise storage_error(exc, out, "create the output folder") from exc
+    if not resume and not overwrite:
+        taken = [n for n, _ in cells if (out / n).exists() and any((out / n).iterdir())]
+        if taken:
+            raise ConfigError(f"{out} already holds run folder(s) {', '.join(taken[:5])}"
+                              f"{' ...' if len(taken) > 5 else ''}. Pass --resume to continue them, --overwrite to "
+                              "start them again, or choose another --out folder.")
+    labels = {n: grid_label(c, grid) for n, c in cells}
+    jobs = [(n, c.model_copy(update={"out": str(out / n)}).model_dump(mode="json"), str(out / n)) for n, c in cells]
+    workers = workers if workers and workers > 0 else default_workers(len(jobs))
+    index_root = str(out)
+    if executor == "ray":
+        results = _run_ray(jobs, workers, address, resume, overwrite, index_root, progress, console)
+    elif workers == 1:
+        results = _run_inline(jobs, resume, overwrite, index_root, progress, console)
+    else:
+        results = _run_pool(jobs, workers, resume, overwrite, index_root, progress, console)
+    by_name = {r[0]: r for r in results}
+    outcome = GridOutcome()
+    for n, _, p in jobs:
+        _, ok, err, secs = by_name.get(n, (n, False, "did not run", 0.0))
+        outcome.runs.append(GridRun(n, Path(p), labels[n], ok, err, secs))
+    return outcome
+
+
+class _GridProgress:
+    """The parent's view of a grid: an overall bar plus one bar per running run."""
+
+    def __init__(self, total: int, enabled: bool, console: Any = None):
+        self.enabled = enabled
+        self.bars: dict[str, Any] = {}
+        if not enabled:
+            return
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+        self.progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                                 TimeElapsedColumn(), console=console, transient=False)
+        self.progress.start()
+        self.overall = self.progress.add_task("[bold]runs done", total=total)
+
+    def update(self, msg: tuple) -> None:
+        if not self.enabled:
+            return
+        name, task, n_tasks, step, total, _ = msg
+        desc = f"  {name} · task {task + 1}/{n_tasks}"
+        if name not in self.bars:
+            self.bars[name] = self.progress.add_task(desc, total=max(total, 1), completed=step)
+        else:
+            self.progress.update(self.bars[name], description=desc, total=max(total, 1), completed=step)
+
+    def done(self, name: str, ok: bool) -> None:
+        if not self.enabled:
+            return
+        if name in self.bars:
+            self.progress.remove_task(self.bars.pop(name))
+        self.progress.advance(self.overall)
+        if not ok:
+            self.progress.console.print(f"[red]run {name} failed[/red]")
+
+    def close(self) -> None:
+        if self.enabled:
+            self.progress.stop()
+
+
+def _drain(queue: Any, view: _GridProgress) -> None:
+    import queue as _q
+
+    while True:
+        try:
+            view.update(queue.get_nowait())
+        except _q.Empty:
+            return
+        except (EOFError, OSError):  # pragma: no cover - the queue closed under us
+            return
+
+
+def _run_inline(jobs, resume, overwrite, index_root, progress, console):
+    import queue as _q
+
+    global _QUEUE
+    view = _GridProgress(len(jobs), progress, console)
+    q: _q.Queue = _q.Queue()
+    _QUEUE, results = q, []
+    try:
+        for n, data, p in jobs:
+            results.append(grid_worker(n, data, p, resume, overwrite, index_root, threads=_torch_threads()))
+            _drain(q, view)
+            view.done(n, results[-1][1])
+    finally:
+        _QUEUE = None
+        view.close()
+    return results
+
+
+def _torch_threads() -> int:
+    import torch
+
+    return torch.get_num_threads()
+
+
+def _run_pool(jobs, workers, resume, overwrite, index_root, progress, console):
+    import concurrent.futures as cf
+    import multiprocessing as mp
+
+    ctx = mp.get_context("spawn")  # fork after torch has started threads can deadlock
+    queue = ctx.Queue()
+    view = _GridProgress(len(jobs), progress, console)
+    results = []
+    try:
+        with cf.ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_worker_init,
+                                    initargs=(queue, 1)) as pool:
+            futures = {pool.submit(grid_worker, n, data, p, resume, overwrite, index_root, 1): n
+                       for n, data, p in jobs}
+            pending = set(futures)
+            while pending:
+                done, pending = cf.wait(pending, timeout=0.2, return_when=cf.FIRST_COMPLETED)
+                _drain(queue, view)
+                for f in done:
+                    try:
+                        res = f.result()
+                    except Exception as exc:  # noqa: BLE001 - a worker process died
+                        res = (futures[f], False, f"worker process failed: {exc}", 0.0)
+                    results.append(res)
+                    view.done(res[0], res[1])
+    finally:
+        view.close()
+        with contextlib.suppress(Exception):
+            queue.close()
+    return results
+
+
+def _run_ray(jobs, workers, address, resume, overwrite, index_root, progress, console):
+    from lifelong.errors import require
+
+    ray = require("ray", "distributed", "--executor ray")
+    started = False
+    if not ray.is_initialized():
+        kwargs: dict[str, Any] = dict(include_dashboard=False, log_to_driver=False, configure_logging=False)
+        if address:
+            kwargs["address"] = address
+        else:
+            kwargs["num_cpus"] = workers
+        try:
+            ray.init(**kwargs)
+        except Exception as exc:  # noqa: BLE001 - Ray's own errors vary by version
+            where = f"the Ray cluster at {address}" if address else "a local Ray instance"
+            raise LifelongError(f"cannot start or reach {where}: {exc}".rstrip(".") + ". Use --executor process, "
+                                "or check --address.") from None
+        started = True
+    view = _GridProgress(len(jobs), progress, console)
+    results = []
+    try:
+        remote = ray.remote(num_cpus=1, max_retries=0)(grid_worker)
+        refs = {remote.remote(n, data, p, resume, overwrite, index_root, 1): n for n, data, p in jobs}
+        pending = list(refs)
+        while pending:
+            done, pending = ray.wait(pending, num_returns=1, timeout=0.5)
+            for ref in done:
+                try:
+                    res = ray.get(ref)
+                except Exception as exc:  # noqa: BLE001 - a Ray task or worker failed
+                    res = (refs[ref], False, f"Ray task failed: {exc}", 0.0)
+                results.append(res)
+                view.done(res[0], res[1])
+    finally:
+        view.close()
+        if started:
+            ray.shutdown()
+    return results
+
