@@ -18,6 +18,7 @@ mixture fit is scikit-learn's ``GaussianMixture``.
 from __future__ import annotations
 
 import math
+import warnings
 from typing import ClassVar
 
 import numpy as np
@@ -108,10 +109,13 @@ class ALPGMMTeacher(GroupSchedule):
         alp = np.array([a for _, a in self.points])
         data = np.concatenate([self._x[groups], alp[:, None]], 1)
         best, best_aic = None, math.inf
-        for k in range(1, min(self.max_components, len(data) // 2) + 1):
+        distinct = len(np.unique(np.round(data, 12), axis=0))
+        for k in range(1, min(self.max_components, len(data) // 2, distinct) + 1):
             gmm = GaussianMixture(k, covariance_type="diag", reg_covar=1e-4,
                                   random_state=(self.seed * 7919 + self.fits) % (2 ** 31))
-            gmm.fit(data)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # sklearn warns when fewer distinct clusters than k exist
+                gmm.fit(data)
             aic = gmm.aic(data)
             if aic < best_aic:
                 best, best_aic = gmm, aic

@@ -1,0 +1,114 @@
+"""Review schedules: power-law ages and spaced-repetition intervals and recall."""
+
+import pytest
+import torch
+
+from lifelong.curriculum.base import Feedback, PoolView
+from lifelong.curriculum.review.power_law import PowerLawReview, power_law_probs
+from lifelong.curriculum.review.spaced import SpacedReview, retrievability
+from lifelong.errors import ConfigError
+
+
+def memory(groups=3, per=10, num_groups=5):
+    g = torch.arange(groups).repeat_interleave(per)
+    return PoolView(groups * per, g, num_groups, None, [f"task{i}" for i in range(num_groups)])
+
+
+def test_power_law_probabilities_hand_values():
+    p = power_law_probs(torch.tensor([2.0, 1.0, 0.0]), torch.ones(3, dtype=torch.bool), 1.0, 1.0)
+    assert p.tolist() == pytest.approx([2 / 11, 3 / 11, 6 / 11])   # weights 1/3, 1/2, 1
+
+
+def test_power_law_review_ages_in_tasks():
+    r = PowerLawReview(ratio=0.3, alpha=1.0)
+    r.start(memory(), total_steps=100, seed=0)
+    assert r.ages(0).tolist()[:3] == pytest.approx([2.0, 1.0, 0.0])   # newest group = task just finished
+    assert r.fraction(100) == pytest.approx(0.3)
+    probs = r.probs(100)
+    assert probs.tolist()[:3] == pytest.approx([3 / 13, 4 / 13, 6 / 13])   # 1/4, 1/3, 1/2
+    assert probs.tolist()[3:] == [0.0, 0.0]                                  # future tasks: nothing in memory
+    w = r.weights(100)
+    assert float(w[:10].sum()) == pytest.approx(3 / 13)
+    assert r.log()["p/task2"] == pytest.approx(6 / 13)
+    assert "p/task4" not in r.log()
+
+
+def test_power_law_review_uses_given_ages_in_steps():
+    pv = memory()
+    pv.info["ages"] = [30.0, 10.0, 0.0, 0.0, 0.0]
+    r = PowerLawReview(alpha=2.0, offset=10.0, unit="steps")
+    r.start(pv, 100, 0)
+    # (age + 10)^-2 at step 0: 1/1600, 1/400, 1/100
+    assert r.probs(0).tolist()[:3] == pytest.approx([1 / 21, 4 / 21, 16 / 21])
+    with pytest.raises(ConfigError, match="unit"):
+        PowerLawReview(unit="days")
+
+
+def test_retrievability_curve():
+    assert retrievability(0, 50.0) == pytest.approx(1.0)
+    assert retrievability(50, 50.0) == pytest.approx(0.9)          # R(S) = 0.9 by construction
+    assert retrievability(150, 50.0) == pytest.approx(0.7661308776828737)   # (1 + 3 * 19/81) ** -0.5
+
+
+def test_spaced_review_intervals_follow_quizzes():
+    r = SpacedReview(quiz_size=2, base_interval=100, initial_stability=200, boxes=3, gain=1.0, lapse=0.5,
+                     pass_at=0.9, min_stability=10)
+    r.start(memory(), total_steps=500, seed=0)
+    assert r.interval("task0") == pytest.approx(100)        # box 0: min(100 * 2^0, S = 200)
+    r.update(Feedback(50, scores={0: 1.0, 1: 0.5}))           # first quiz sets the reference: both pass
+    assert r.tasks["task0"]["box"] == 1 and r.interval("task0") == pytest.approx(200)  # min(200, S = 400)
+    r.update(Feedback(100, scores={0: 1.0, 1: 0.25}))        # task1 recall 0.5 < 0.9: fail
+    assert r.tasks["task1"]["box"] == 0
+    assert r.tasks["task1"]["stability"] == pytest.approx(200)    # 400 * 0.5
+    assert r.interval("task1") == pytest.approx(100)
+    r.update(Feedback(150, scores={0: 1.0}))
+    assert r.tasks["task0"]["box"] == 2 and r.tasks["task0"]["stability"] == pytest.approx(1600)
+    r.update(Feedback(200, scores={0: 1.0}))
+    assert r.tasks["task0"]["box"] == 2                        # top box
+    log = r.log()
+    assert {"interval/task0", "recall/task0", "interval/task2", "review_fraction"} <= set(log)
+    assert "interval/task4" not in log
+
+
+def test_spaced_review_fraction_follows_forgetting():
+    r = SpacedReview(quiz_size=2, base_interval=100, initial_stability=200, min_fraction=0.05, max_fraction=0.6,
+                     retention=0.9)
+    pv = memory(1, 10, 1)
+    r.start(pv, 1000, 0)
+    assert r.fraction(0) == pytest.approx(0.05)        # nothing due
+    assert r.fraction(99) == pytest.approx(0.05)
+    # step 100: the Leitner interval elapsed; R = (1 + 19/81 * 0.5) ** -0.5 = 0.94606
+    assert r.recall("task0", 100) == pytest.approx(0.946058996209746)
+    assert r.fraction(100) == pytest.approx(0.3466755208463971)   # 0.05 + 0.55 * (1 - R) / 0.1
+    assert r.fraction(200) == pytest.approx(0.6)                  # R(S) = 0.9: full forgetting signal
+
+
+def test_spaced_review_holds_out_quiz_items_and_refreshes_on_dose():
+    r = SpacedReview(quiz_size=3, dose=8, base_interval=100, initial_stability=200)
+    pv = memory(3, 10, 5)
+    r.start(pv, 1000, seed=4)
+    q = r.quiz_indices()
+    assert len(q) == 9
+    assert torch.bincount(pv.groups[q], minlength=3).tolist() == [3, 3, 3]
+    r.fraction(150)
+    w = r.weights(150)
+    assert float(w[q].sum()) == 0.0
+    # at step 150 task2 (just learned, last = 0) and the older tasks are due; older ones need more review
+    need = [float(w[pv.groups == g].sum()) for g in range(3)]
+    assert need[0] > need[1] > need[2] > 0
+    r.update(Feedback(150, torch.arange(8), torch.zeros(8), None, torch.zeros(8, dtype=torch.long)))
+    assert r.tasks["task0"]["last"] == pytest.approx(r.now(150) - 0) and r.recall("task0", 150) == pytest.approx(1.0)
+    assert r.due("task1", 150) and not r.due("task0", 150)
+
+
+def test_spaced_review_keeps_its_model_across_tasks():
+    r = SpacedReview(quiz_size=1, initial_stability=200)
+    r.start(memory(1, 4, 3), 100, 0)
+    r.update(Feedback(50, scores={0: 1.0}))
+    assert r.tasks["task0"]["stability"] == pytest.approx(400)
+    r.start(memory(2, 4, 3), 100, 0)
+    assert r.clock_base == 100
+    assert r.tasks["task0"]["stability"] == pytest.approx(400)
+    assert r.tasks["task1"]["last"] == pytest.approx(100)   # just finished
+    with pytest.raises(ConfigError, match="min_fraction"):
+        SpacedReview(min_fraction=0.7, max_fraction=0.5)
