@@ -381,6 +381,32 @@ def _worker_init(queue: Any, threads: int) -> None:
     import torch
 
     torch.set_num_threads(max(1, threads))
+    warm_up()
+
+
+_WARM = False
+
+
+def warm_up() -> None:
+    """Pay a process's one-off costs (imports, first autograd and optimiser calls) before any run is timed,
+    so the first run of each worker does not report a slower wall time than the others."""
+    global _WARM
+    if _WARM:
+        return
+    _WARM = True
+    with contextlib.suppress(Exception):  # a warm-up problem must never stop the real runs
+        import torch
+
+        import lifelong.strategies  # noqa: F401
+        from lifelong.engine.loop import train_stream
+        from lifelong.models import build_model
+        from lifelong.data.benchmarks import make_benchmark
+        from lifelong.engine.config import TrainConfig
+
+        rng = torch.get_rng_state()
+        stream = make_benchmark("split-digits", 0, n_tasks=1, classes_per_task=2)
+        train_stream(stream, build_model("mlp", stream, hidden=[8]), None, TrainConfig(steps=2, device="cpu"))
+        torch.set_rng_state(rng)
 
 
 class _QueueProgress(Callback):
@@ -572,6 +598,7 @@ def _run_inline(jobs, resume, overwrite, index_root, progress, console):
     view = _GridProgress(len(jobs), progress, console)
     q: _q.Queue = _q.Queue()
     _QUEUE, results = q, []
+    warm_up()
     try:
         for n, data, p in jobs:
             results.append(grid_worker(n, data, p, resume, overwrite, index_root, threads=_torch_threads()))
