@@ -27,7 +27,8 @@ from typing import TYPE_CHECKING, Any, ClassVar, Sequence
 
 from torch import nn
 
-from lifelong.consolidation import CONSOLIDATORS, Consolidator
+from lifelong.consolidation.base import Consolidator
+from lifelong.consolidation.registry import CONSOLIDATORS
 from lifelong.errors import ConfigError, require
 
 if TYPE_CHECKING:  # pragma: no cover

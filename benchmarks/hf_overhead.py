@@ -1,0 +1,89 @@
+"""Tokens per second: our Trainer integration vs a plain ``transformers.Trainer``.
+
+Same tiny GPT-2, same tokenised arithmetic data, same batch size, optimiser
+and number of steps, in one process. The plain Trainer gets the rows as a list
+of dicts with its random sampler and the same padding-trimming collator
+(:class:`~lifelong.hf.trainer.LMCollator`, so only the integration differs); ours runs through
+:class:`lifelong.hf.trainer.ContinualTrainer` (schedule sampler, pool dataset,
+collator, compute_loss hook) with the uniform schedule. Runs alternate
+(plain, ours, plain, ours, ...) so drifts in machine load hit both, and the
+ratio of medians is reported. Tokens counted = non-padding tokens of the rows
+trained on (identical batch shapes on both sides: 16 rows per step).
+
+Usage: python benchmarks/hf_overhead.py [--repeats 5] [--steps 150]
+Last line: ``hf_overhead_ratio: X`` (plain tokens/s / ours tokens/s; <= 1.05 is the target).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import tempfile
+import time
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+import torch  # noqa: E402
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--repeats", type=int, default=5)
+    ap.add_argument("--steps", type=int, default=150)
+    ap.add_argument("--batch", type=int, default=16)
+    ap.add_argument("--hidden", type=int, default=64)
+    ap.add_argument("--threads", type=int, default=1)
+    a = ap.parse_args()
+    torch.set_num_threads(a.threads)
+
+    import transformers
+
+    from lifelong.data.benchmarks import BENCHMARKS
+    from lifelong.hf.models import tiny_causal_lm
+    from lifelong.hf.trainer import ContinualTrainer, LMCollator
+
+    transformers.utils.logging.set_verbosity_error()
+    stream = BENCHMARKS.get("arithmetic-skills")(seed=0, train_size=2000, test_size=16, max_digits=3, skills=["add"])
+    task = stream[0]
+    rows = [{k: task.train[k][i] for k in ("input_ids", "attention_mask", "labels")} for i in range(task.num_train)]
+    tokens_per_row = float(task.train["attention_mask"].sum()) / task.num_train
+    out = tempfile.mkdtemp(prefix="hf-overhead-")
+
+    def args() -> transformers.TrainingArguments:
+        return transformers.TrainingArguments(
+            output_dir=out, per_device_train_batch_size=a.batch, learning_rate=1e-3, max_steps=a.steps,
+            report_to=[], use_cpu=True, logging_strategy="no", save_strategy="no", disable_tqdm=True,
+            lr_scheduler_type="constant", seed=0, dataloader_num_workers=0)
+
+    def fresh_model():
+        return tiny_causal_lm(stream, hidden=a.hidden, heads=4, layers=2, seed=0)
+
+    def run_plain() -> float:
+        trainer = transformers.Trainer(model=fresh_model(), args=args(), train_dataset=rows,
+                                       data_collator=LMCollator())
+        t0 = time.perf_counter()
+        trainer.train()
+        return a.steps * a.batch * tokens_per_row / (time.perf_counter() - t0)
+
+    def run_ours() -> float:
+        trainer = transformers.Trainer(model=fresh_model(), args=args())
+        cl = ContinualTrainer(trainer, stream, steps=a.steps, evaluate=False)
+        t0 = time.perf_counter()
+        cl.fit()
+        return a.steps * a.batch * tokens_per_row / (time.perf_counter() - t0)
+
+    run_plain(), run_ours()  # warm-up (imports, allocator)
+    plain, ours = [], []
+    for r in range(a.repeats):
+        for name, fn, acc in (("plain", run_plain, plain), ("ours", run_ours, ours))[:: 1 if r % 2 == 0 else -1]:
+            acc.append(fn())
+            print(f"repeat {r} {name:5s} {acc[-1]:10.0f} tokens/s", flush=True)
+    p, o = statistics.median(plain), statistics.median(ours)
+    print(f"plain transformers.Trainer : {p:10.0f} tokens/s (median of {a.repeats})")
+    print(f"lifelong ContinualTrainer  : {o:10.0f} tokens/s (median of {a.repeats})")
+    print(f"hf_overhead_ratio: {p / o:.3f}")
+
+
+if __name__ == "__main__":
+    main()
