@@ -1,8 +1,48 @@
-"""How to keep what was learned: consolidators, registered in :data:`CONSOLIDATORS`."""
+"""How to keep what was learned: consolidators, registered in :data:`CONSOLIDATORS`.
+
+=============  =================================================================
+name           what it does
+=============  =================================================================
+ewc            quadratic penalty weighted by each past task's Fisher (Kirkpatrick et al. 2017)
+online-ewc     one running Fisher with decay gamma (Schwarz et al. 2018, Progress & Compress)
+si             importance from the path integral of the loss (Zenke et al. 2017)
+l2             L2 pull towards the previous task's weights
+lwf            distillation from the previous model on current data (Li & Hoiem 2016)
+agem           gradient projection against a memory reference gradient (Chaudhry et al. 2019)
+der / der++    logit replay (+ label replay) from memory (Buzzega et al. 2020)
+hft            each task trains a seeded random half of the parameter tensors (HFT, Hui et al. 2024)
+freeze         freeze named modules from some task on (e.g. the backbone)
+=============  =================================================================
+
+All of them are model-agnostic: they run the model through
+``ctx.objective`` (classification or causal language modelling) and touch
+only parameters with ``requires_grad``.
+"""
 
 from lifelong.consolidation.base import Consolidator, snapshot
-from lifelong.registry import Registry
+from lifelong.consolidation.registry import CONSOLIDATORS
+from lifelong.consolidation import (  # noqa: F401  (each import registers its class)
+    agem,
+    der,
+    der_pp,
+    ewc,
+    freeze,
+    hft,
+    l2,
+    lwf,
+    online_ewc,
+    si,
+)
+from lifelong.consolidation.agem import AGEM
+from lifelong.consolidation.der import DER
+from lifelong.consolidation.der_pp import DERPlusPlus
+from lifelong.consolidation.ewc import EWC
+from lifelong.consolidation.freeze import Freeze
+from lifelong.consolidation.hft import HFT
+from lifelong.consolidation.l2 import L2
+from lifelong.consolidation.lwf import LwF
+from lifelong.consolidation.online_ewc import OnlineEWC
+from lifelong.consolidation.si import SI
 
-CONSOLIDATORS: Registry = Registry("consolidator")
-
-__all__ = ["Consolidator", "CONSOLIDATORS", "snapshot"]
+__all__ = ["Consolidator", "CONSOLIDATORS", "snapshot", "AGEM", "DER", "DERPlusPlus", "EWC", "Freeze", "HFT",
+           "L2", "LwF", "OnlineEWC", "SI"]

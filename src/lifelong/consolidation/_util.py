@@ -1,0 +1,87 @@
+"""Small pieces shared by the consolidators (parameter bookkeeping, Fisher)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import torch
+from torch import Tensor, nn
+
+from lifelong.data.examples import Examples
+
+if TYPE_CHECKING:  # pragma: no cover
+    from lifelong.engine.context import Context
+
+
+def trainable(model: nn.Module) -> dict[str, nn.Parameter]:
+    """The parameters the optimiser updates, by name."""
+    return {n: p for n, p in model.named_parameters() if p.requires_grad}
+
+
+def overlap(p: Tensor, ref: Tensor) -> tuple[Tensor, Tensor]:
+    """``p`` and ``ref`` cut to their common shape (a classifier head may have
+    grown since ``ref`` was recorded: its old rows are compared, new ones are free)."""
+    if p.shape == ref.shape:
+        return p, ref
+    idx = tuple(slice(0, min(a, b)) for a, b in zip(p.shape, ref.shape))
+    return p[idx], ref[idx]
+
+
+def quadratic(model: nn.Module, weight: dict[str, Tensor], anchor: dict[str, Tensor]) -> Tensor | None:
+    """sum_i weight_i * (theta_i - anchor_i)^2 over the named trainable parameters, or None."""
+    total = None
+    for n, p in trainable(model).items():
+        w = weight.get(n)
+        if w is None:
+            continue
+        q, a = overlap(p, anchor[n])
+        if w.dim() and w.shape != a.shape:
+            w = w[tuple(slice(0, s) for s in a.shape)]
+        term = (w * (q - a) ** 2).sum()
+        total = term if total is None else total + term
+    return total
+
+
+def task_sample(ctx: "Context", n: int, seed: int) -> Examples:
+    """Up to ``n`` seeded random training rows of the current task: the model's
+    fields plus ``task`` (what the objective needs for masking)."""
+    train = ctx.task.train
+    cols = {f: train[f] for f in ctx.objective.model_fields}
+    cols["task"] = torch.full((train.size,), ctx.task.index, dtype=torch.long)
+    data = Examples(cols)
+    if n and data.size > n:
+        g = torch.Generator().manual_seed(int(seed))
+        data = data.take(torch.randperm(data.size, generator=g)[:n])
+    return data
+
+
+def empirical_fisher(ctx: "Context", data: Examples, batch_size: int = 1) -> dict[str, Tensor]:
+    """Diagonal empirical Fisher of the trainable parameters on ``data``.
+
+    With ``batch_size=1`` it is the mean over examples of the squared
+    per-example gradient of the loss (Kirkpatrick et al.'s estimate with the
+    observed labels). Larger batches trade accuracy for speed: each batch
+    contributes ``batch_size * g_batch^2``, which matches the per-example
+    mean when gradients of different examples are uncorrelated.
+    The model runs in eval mode (no dropout) and its mode is restored.
+    """
+    model, objective = ctx.model, ctx.objective
+    params = trainable(model)
+    names, tensors = list(params), list(params.values())
+    fisher = {n: torch.zeros_like(p) for n, p in params.items()}
+    was = model.training
+    model.eval()
+    try:
+        for start in range(0, data.size, max(1, int(batch_size))):
+            part = data.take(slice(start, start + max(1, int(batch_size)))).to(ctx.device)
+            out = objective.forward(model, part)
+            loss = objective.per_sample_loss(out, part).float().mean()
+            grads = torch.autograd.grad(loss, tensors, allow_unused=True)
+            for n, g in zip(names, grads):
+                if g is not None:
+                    fisher[n] += g.detach() ** 2 * part.size
+    finally:
+        model.train(was)
+    for n in fisher:
+        fisher[n] /= max(1, data.size)
+    return fisher

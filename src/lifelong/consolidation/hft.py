@@ -1,0 +1,74 @@
+"""Half fine-tuning (Hui et al. 2024, "HFT: Half Fine-Tuning for Large Language Models")."""
+
+from __future__ import annotations
+
+import fnmatch
+import math
+from typing import TYPE_CHECKING, ClassVar, Sequence
+
+import torch
+
+from lifelong.consolidation.base import Consolidator
+from lifelong.consolidation.registry import CONSOLIDATORS
+from lifelong.errors import ConfigError
+
+if TYPE_CHECKING:  # pragma: no cover
+    from lifelong.engine.context import Context
+
+
+def matches(name: str, patterns: Sequence[str]) -> bool:
+    """Whether parameter ``name`` lies in a module named by one of ``patterns``:
+    the exact name, a dotted prefix (``backbone`` matches ``backbone.net.1.weight``)
+    or a shell-style wildcard (``*.bias``, ``layers.1*``)."""
+    for pat in patterns:
+        if name == pat or name.startswith(pat + ".") or fnmatch.fnmatchcase(name, pat) \
+                or fnmatch.fnmatchcase(name, pat + ".*"):
+            return True
+    return False
+
+
+@CONSOLIDATORS.register("hft")
+class HFT(Consolidator):
+    """Each task trains a seeded random half of the parameter tensors; the other half is frozen.
+
+    ``before_task`` draws, with a generator seeded by ``seed`` and the task
+    index, floor(``fraction`` * N) of the N trainable parameter tensors
+    (leaving out those matching ``keep_trainable``, e.g. ``head``) and sets
+    ``requires_grad=False`` on them; the loop builds the optimiser after
+    ``before_task``, so it never sees the frozen half. ``after_task``
+    unfreezes them. The paper freezes half of the parameters of each LLM
+    block at each round; choosing among whole tensors is the same idea at
+    the granularity torch offers, and works for any model.
+    """
+
+    name: ClassVar[str] = "hft"
+
+    def __init__(self, fraction: float = 0.5, seed: int = 0, keep_trainable: Sequence[str] = ()):
+        if not 0.0 <= fraction < 1.0:
+            raise ConfigError(f"hft.fraction (share of parameter tensors frozen per task) must be in [0, 1); "
+                              f"got {fraction}.")
+        self.fraction = float(fraction)
+        self.seed = int(seed)
+        self.keep_trainable = [keep_trainable] if isinstance(keep_trainable, str) else list(keep_trainable)
+        self.frozen: list[str] = []
+
+    def choose(self, names: list[str], task_index: int) -> list[str]:
+        """The names frozen for task ``task_index`` (deterministic given the seed)."""
+        g = torch.Generator().manual_seed(self.seed * 1_000_003 + int(task_index))
+        k = math.floor(len(names) * self.fraction)
+        pick = torch.randperm(len(names), generator=g)[:k].sort().values.tolist()
+        return [names[i] for i in pick]
+
+    def before_task(self, ctx: "Context") -> None:
+        params = dict(ctx.model.named_parameters())
+        names = [n for n, p in params.items() if p.requires_grad and not matches(n, self.keep_trainable)]
+        self.frozen = self.choose(names, ctx.task_index)
+        for n in self.frozen:
+            params[n].requires_grad_(False)
+
+    def after_task(self, ctx: "Context") -> None:
+        params = dict(ctx.model.named_parameters())
+        for n in self.frozen:
+            if n in params:
+                params[n].requires_grad_(True)
+        self.frozen = []
