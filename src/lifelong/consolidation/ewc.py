@@ -44,7 +44,7 @@ class EWC(Consolidator):
 
     name: ClassVar[str] = "ewc"
 
-    def __init__(self, lambda_: float = 1000.0, samples: int = 256, fisher_batch: int = 1, seed: int = 0):
+    def __init__(self, lambda_: float = 100.0, samples: int = 256, fisher_batch: int = 1, seed: int = 0):
         check_fisher_args(self.name, lambda_, samples, fisher_batch)
         self.lambda_ = float(lambda_)
         self.samples = int(samples)

@@ -30,7 +30,7 @@ class OnlineEWC(Consolidator):
 
     name: ClassVar[str] = "online-ewc"
 
-    def __init__(self, lambda_: float = 1000.0, gamma: float = 0.9, samples: int = 256, fisher_batch: int = 1,
+    def __init__(self, lambda_: float = 100.0, gamma: float = 0.9, samples: int = 256, fisher_batch: int = 1,
                  seed: int = 0):
         check_fisher_args(self.name, lambda_, samples, fisher_batch)
         if not 0.0 <= gamma <= 1.0:
