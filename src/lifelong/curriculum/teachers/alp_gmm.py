@@ -3,9 +3,16 @@ RL in continuously parameterized environments" (Portelas et al., CoRL 2019).
 
 Groups are described by continuous parameters (``pool.info["params"]``, one
 vector per group; without them each group is its own one-hot point). Each
-score observation of a group yields its absolute learning progress
-ALP = |score - previous score of that group| (the paper's nearest previous
-episode is the same group here, at distance 0). A Gaussian mixture is fitted
+score observation of a group yields an absolute learning progress point.
+The paper compares an episode's return with that of the nearest earlier
+episode in parameter space; with discrete groups the nearest earlier episode
+is the group's own previous one, and |score - previous score| measures
+mostly observation noise (largest for near-chance scores, i.e. for
+unlearnable groups). We therefore compare with the group's score history:
+ALP = |fast - slow| of two moving averages of its scores, less ``noise_z``
+standard deviations of that difference under no progress (noise estimated
+from successive differences), floored at 0. ``noise_z: 0, fast: 1, slow``
+close to 1 recovers the raw consecutive difference. A Gaussian mixture is fitted
 every ``fit_every`` observations on the last ``history`` (parameters, ALP)
 points, with 1..``max_components`` components chosen by AIC. Sampling picks a
 component with probability proportional to its mean ALP and then a group by
@@ -72,9 +79,15 @@ class ALPGMMTeacher(GroupSchedule):
     needs_feedback: ClassVar[bool] = True
 
     def __init__(self, eps: float = 0.2, max_components: int = 4, fit_every: int = 16, history: int = 200,
-                 episode: int = 32, signal: str = "auto") -> None:
+                 episode: int = 32, signal: str = "auto", fast: float = 0.1, slow: float = 0.02,
+                 noise_z: float = 1.0) -> None:
         super().__init__()
         self.eps = check_fraction("eps", eps)
+        self.fast = check_fraction("fast", fast, 0.0, 1.0, low_open=True)
+        self.slow = check_fraction("slow", slow, 0.0, 1.0, low_open=True)
+        if self.slow > self.fast:
+            raise ConfigError(f"slow ({slow}) must not exceed fast ({fast}).")
+        self.noise_z = check_fraction("noise_z", noise_z, 0.0, 10.0)
         self.max_components = check_positive_int("max_components", max_components)
         self.fit_every = check_positive_int("fit_every", fit_every)
         self.history = check_positive_int("history", history, 2)
@@ -88,6 +101,9 @@ class ALPGMMTeacher(GroupSchedule):
         self._x = (self.params - self.params.mean(0)) / np.where(scale > 0, scale, 1.0)
         self._scores = GroupScores(pool.num_groups, self.episode, self.signal)
         self.last_score = [math.nan] * pool.num_groups
+        self.fast_avg = [math.nan] * pool.num_groups
+        self.slow_avg = [math.nan] * pool.num_groups
+        self.noise_var = [math.nan] * pool.num_groups
         self.points: list[tuple[int, float]] = []  # (group, alp)
         self.new_since_fit = 0
         self.fits = 0
@@ -129,13 +145,29 @@ class ALPGMMTeacher(GroupSchedule):
                                                comp_alp / comp_alp.sum())
         self.comp_alp = comp_alp
 
+    def progress(self, g: int, score: float) -> float | None:
+        """Record a score of group ``g``; return its noise-corrected ALP (None on its first score)."""
+        prev = self.last_score[g]
+        self.last_score[g] = score
+        if math.isnan(prev):
+            self.fast_avg[g] = self.slow_avg[g] = score
+            return None
+        half_sq = 0.5 * (score - prev) ** 2
+        v = self.noise_var[g]
+        self.noise_var[g] = v = half_sq if math.isnan(v) else v + self.slow * (half_sq - v)
+        self.fast_avg[g] += self.fast * (score - self.fast_avg[g])
+        self.slow_avg[g] += self.slow * (score - self.slow_avg[g])
+        a, b = self.fast, self.slow
+        spread = a / (2 - a) + b / (2 - b) - 2 * a * b / (a + b - a * b)
+        return max(0.0, abs(self.fast_avg[g] - self.slow_avg[g]) - self.noise_z * math.sqrt(max(0.0, v * spread)))
+
     def update(self, feedback: Feedback) -> None:
         for g, score in self._scores.observe(feedback):
-            if not math.isnan(self.last_score[g]):
-                self.points.append((g, abs(score - self.last_score[g])))
+            alp = self.progress(g, score)
+            if alp is not None:
+                self.points.append((g, alp))
                 del self.points[:-self.history]
                 self.new_since_fit += 1
-            self.last_score[g] = score
         if self.new_since_fit >= self.fit_every and len(self.points) >= 4:
             self.new_since_fit = 0
             self.fit()

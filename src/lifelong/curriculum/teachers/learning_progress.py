@@ -21,6 +21,15 @@ and turned into sampling probabilities by
   1 - eps, uniform otherwise.
 
 Groups not yet measured count as having the largest LP so each is tried.
+
+Noise floor: an unlearnable group's score is flat but noisy, and |slope| or
+|fast - slow| of pure noise is positive, largest for scores near chance
+(Bernoulli variance). With ``noise_z`` > 0 each group's observation noise is
+estimated from successive differences (var = E[(x_t - x_{t-1})^2] / 2, which a
+slow trend barely affects) and LP is reduced by ``noise_z`` standard errors of
+the estimator under no progress (the slope's standard error for ``window``;
+the stationary spread of fast - slow for the moving averages), floored at 0.
+Set ``noise_z: 0`` for the plain estimators of the paper.
 """
 
 from __future__ import annotations
@@ -68,8 +77,9 @@ class LearningProgressTeacher(GroupSchedule):
     name: ClassVar[str] = "learning-progress"
     needs_feedback: ClassVar[bool] = True
 
-    def __init__(self, variant: str = "online", window: int = 10, fast: float = 0.2, slow: float = 0.05,
-                 eps: float = 0.1, gamma: float = 0.1, episode: int = 32, signal: str = "auto") -> None:
+    def __init__(self, variant: str = "online", window: int = 20, fast: float = 0.1, slow: float = 0.02,
+                 eps: float = 0.1, gamma: float = 0.1, episode: int = 32, signal: str = "auto",
+                 noise_z: float = 1.0) -> None:
         super().__init__()
         if variant not in VARIANTS:
             raise ConfigError(f"learning-progress variant '{variant}' is unknown; choose one of: {', '.join(VARIANTS)}.")
@@ -82,6 +92,7 @@ class LearningProgressTeacher(GroupSchedule):
         self.eps = check_fraction("eps", eps)
         self.gamma = check_fraction("gamma", gamma, 0.0, 1.0, low_open=True)
         self.signal, self.episode = GroupScores.validate(signal, episode)
+        self.noise_z = check_fraction("noise_z", noise_z, 0.0, 10.0)
 
     def start(self, pool: PoolView, total_steps: int, seed: int = 0) -> None:
         super().start(pool, total_steps, seed)
@@ -92,17 +103,36 @@ class LearningProgressTeacher(GroupSchedule):
         self.slow_avg = torch.full((n,), math.nan, dtype=torch.float64)
         self.log_w = torch.zeros(n, dtype=torch.float64)
         self.lp = torch.full((n,), math.nan, dtype=torch.float64)
+        self.last = torch.full((n,), math.nan, dtype=torch.float64)
+        self.noise_var = torch.full((n,), math.nan, dtype=torch.float64)
         self.probs = self._compute_probs()
+
+    def _track_noise(self, group: int, score: float) -> float:
+        """Update and return the group's observation-noise variance (0 until two observations)."""
+        prev = float(self.last[group])
+        self.last[group] = score
+        if math.isnan(prev):
+            return 0.0
+        half_sq = 0.5 * (score - prev) ** 2
+        v = float(self.noise_var[group])
+        v = half_sq if math.isnan(v) else v + self.slow * (half_sq - v)
+        self.noise_var[group] = v
+        return v
 
     # -- estimates -------------------------------------------------------
     def observe(self, group: int, step: float, score: float) -> None:
         """Record one score observation of ``group`` and refresh its LP."""
+        var = self._track_noise(group, score)
         if self.variant == "window":
             h = self.history[group]
             h.append((float(step), float(score)))
             del h[:-self.window]
             if len(h) >= 2:
-                self.lp[group] = abs(window_slope([t for t, _ in h], [s for _, s in h]))
+                ts = [t for t, _ in h]
+                mt = sum(ts) / len(ts)
+                spread = sum((t - mt) ** 2 for t in ts)
+                se = math.sqrt(var / spread) if spread > 0 else 0.0
+                self.lp[group] = max(0.0, abs(window_slope(ts, [s for _, s in h])) - self.noise_z * se)
             return
         if math.isnan(float(self.fast_avg[group])):
             self.fast_avg[group] = self.slow_avg[group] = score
@@ -111,7 +141,10 @@ class LearningProgressTeacher(GroupSchedule):
             return
         self.fast_avg[group] += self.fast * (score - self.fast_avg[group])
         self.slow_avg[group] += self.slow * (score - self.slow_avg[group])
-        self.lp[group] = abs(float(self.fast_avg[group] - self.slow_avg[group]))
+        a, b = self.fast, self.slow
+        spread = a / (2 - a) + b / (2 - b) - 2 * a * b / (a + b - a * b)  # Var(fast - slow) / var, flat score
+        floor = self.noise_z * math.sqrt(max(0.0, var * spread))
+        self.lp[group] = max(0.0, abs(float(self.fast_avg[group] - self.slow_avg[group])) - floor)
 
     def _filled_lp(self) -> Tensor:
         """LP with untried groups set to the largest known LP (or 1 when none is known)."""
