@@ -391,3 +391,37 @@ def test_freeze_backbone_from_the_second_task():
         Freeze(modules="encoder", from_task=0).before_task(ctx)
     Freeze(modules=["*.bias"], from_task=0).before_task(ctx)
     assert not ctx.model.head.bias.requires_grad and ctx.model.head.weight.requires_grad
+
+
+# ----------------------------------------------------------------------------- language models
+@pytest.mark.parametrize("names", [["si", "online-ewc"], ["agem"], ["der++"], ["ewc", "freeze"]])
+def test_consolidators_run_on_a_tiny_causal_lm(names):
+    """The same consolidators, unchanged, on a Hugging Face causal LM (objective: next-token loss)."""
+    pytest.importorskip("transformers")
+    import os
+
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    from lifelong.data.benchmarks import BENCHMARKS
+    from lifelong.engine import train_stream
+    from lifelong.hf.models import tiny_causal_lm
+    from lifelong.strategies import compose
+
+    stream = BENCHMARKS.get("arithmetic-skills")(seed=0, train_size=48, test_size=8, max_digits=1,
+                                                 skills=["add", "mul"])
+    model = tiny_causal_lm(stream, hidden=32, heads=4, layers=1, seed=0)
+    params = {"online-ewc": {"samples": 8}, "ewc": {"samples": 8, "fisher_batch": 4},
+              "agem": {"memory_size": 24, "buffer": "class-balanced"},
+              "der++": {"memory_size": 24, "buffer": "herding"}, "freeze": {"modules": ["transformer.h.0"]}}
+    recipe = compose([(n, params.get(n, {})) for n in names])
+    result = train_stream(stream, model, recipe, TrainConfig(steps=6, batch_size=8, optimizer="adamw", lr=1e-3,
+                                                              device="cpu", eval_batch_size=16, log_every=0))
+    assert result.complete and all(math.isfinite(a) for row in result.accuracy for a in row)
+    losses = [c for c in recipe.consolidators]
+    if "der++" in names:
+        logits = recipe.memory.examples["logits"]
+        assert logits.shape[:2] == recipe.memory.examples["input_ids"].shape and logits.shape[2] == len(
+            stream.info["tokenizer"])
+    if "si" in names:
+        assert all(bool(torch.isfinite(v).all()) for v in losses[0].importance.values())
+    if "freeze" in names:
+        assert not any(p.requires_grad for n, p in model.named_parameters() if n.startswith("transformer.h.0."))
