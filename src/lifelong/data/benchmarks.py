@@ -241,8 +241,9 @@ def _load() -> None:
 
     try:
         import lifelong.hf.arithmetic  # noqa: F401
+        import lifelong.hf.text  # noqa: F401  (local JSONL/CSV files or `datasets`, imported lazily)
     except ModuleNotFoundError as exc:
-        if exc.name != "lifelong.hf.arithmetic":
+        if exc.name not in ("lifelong.hf.arithmetic", "lifelong.hf.text"):
             raise
 
 

@@ -10,3 +10,6 @@ equivalent to one head per task sharing nothing but the backbone.
 from lifelong.models.nets import MLP, SmallCNN, IncrementalClassifier, build_model, MODELS
 
 __all__ = ["MLP", "SmallCNN", "IncrementalClassifier", "build_model", "MODELS"]
+
+# Language-model factories (torch-only at import; transformers loads when one is built).
+from lifelong.hf import models as _hf_models  # noqa: E402,F401
