@@ -59,8 +59,11 @@ def test_spaced_review_intervals_follow_quizzes():
     assert r.tasks["task0"]["box"] == 1 and r.interval("task0") == pytest.approx(200)  # min(200, S = 400)
     r.update(Feedback(100, scores={0: 1.0, 1: 0.25}))        # task1 recall 0.5 < 0.9: fail
     assert r.tasks["task1"]["box"] == 0
-    assert r.tasks["task1"]["stability"] == pytest.approx(200)    # 400 * 0.5
-    assert r.interval("task1") == pytest.approx(100)
+    # task1 was learned 500 steps before this task: elapsed 600 steps at recall 0.5; the curve through that
+    # point has S = (19/81) * 600 / (0.5 ** -2 - 1) = 46.91, below 400 * lapse = 200
+    assert r.tasks["task1"]["stability"] == pytest.approx(3800 / 81)
+    assert r.interval("task1") == pytest.approx(3800 / 81)      # R reaches 0.9 before the Leitner interval
+    assert r.recall("task1", 100) == pytest.approx(0.5)
     r.update(Feedback(150, scores={0: 1.0}))
     assert r.tasks["task0"]["box"] == 2 and r.tasks["task0"]["stability"] == pytest.approx(1600)
     r.update(Feedback(200, scores={0: 1.0}))

@@ -9,7 +9,9 @@ The model, per task (memory group), measured in training steps:
 * Stability S and retrievability R, in the spirit of FSRS: predicted recall
   after e steps since the task was last studied is R = (1 + F e / S)^C with
   F = 19/81, C = -0.5 (so R = 0.9 when e = S). A passed quiz multiplies S by
-  1 + ``gain``; a failed one by ``lapse`` (at least ``min_stability``).
+  1 + ``gain``; a failed one by ``lapse``, or lowers it further to the value
+  at which the curve predicts the recall the quiz just measured (at least
+  ``min_stability``), so heavy forgetting shows at once.
 
 Every ``quiz_every`` steps the loop assesses the model on ``quiz_size`` held-out
 memory items per task (they get weight 0 and are never trained on) and
@@ -129,7 +131,9 @@ class SpacedReview(ReviewSchedule):
 
     def _present(self) -> list[int]:
         sizes = self.pool.group_sizes()  # type: ignore[union-attr]
-        return [g for g in range(self.pool.num_groups) if int(sizes[g]) > 0]  # type: ignore[union-attr]
+        # only tasks known since start(): the loop's memory may have grown under the view
+        return [g for g in range(self.pool.num_groups)  # type: ignore[union-attr]
+                if int(sizes[g]) > 0 and self.names[g] in self.tasks]
 
     def group_need(self, step: int | None = None) -> tuple[Tensor, bool]:
         """Per-group review need 1 - R (zero for groups not due), and whether any group is due."""
@@ -190,7 +194,11 @@ class SpacedReview(ReviewSchedule):
             s["stability"] *= 1.0 + self.gain
         else:
             s["box"] = 0.0
-            s["stability"] = max(self.min_stability, s["stability"] * self.lapse)
+            # the stability at which the curve predicts the recall just observed after the elapsed time
+            elapsed = max(1.0, self.now() - s["last"])
+            r = min(max(recall, 0.01), 0.99)
+            fitted = FACTOR * elapsed / (r ** (1.0 / DECAY) - 1.0)
+            s["stability"] = max(self.min_stability, min(s["stability"] * self.lapse, fitted))
         return passed
 
     def log(self) -> dict[str, float]:
