@@ -55,8 +55,22 @@ def make_memory(memory_size: int = 200, buffer: str = "reservoir", seed: int = 0
     return build(BUFFERS, buffer, {"capacity": memory_size, "seed": seed, **params})
 
 
+_TITLES = {
+    "ewc": "EWC (Kirkpatrick et al. 2017): Fisher-weighted pull towards each past task's weights.",
+    "online-ewc": "Online EWC (Schwarz et al. 2018): one running, decaying Fisher penalty.",
+    "si": "Synaptic Intelligence (Zenke et al. 2017): path-integral importance, quadratic penalty.",
+    "l2": "L2 pull towards the previous task's weights.",
+    "lwf": "Learning without Forgetting (Li & Hoiem 2016): distil the previous model on current data.",
+    "hft": "Half fine-tuning (Hui et al. 2024): each task trains a seeded random half of the parameter tensors.",
+    "freeze": "Freeze named modules (default: the backbone) from a given task on.",
+    "agem": "A-GEM (Chaudhry et al. 2019): project gradients that would raise the memory's loss.",
+    "der": "Dark Experience Replay (Buzzega et al. 2020): match stored logits on replayed rows.",
+    "der++": "DER++ (Buzzega et al. 2020): stored-logit matching plus the label loss on replayed rows.",
+}
+
+
 def _summary(name: str) -> str:
-    return next(e.summary for e in CONSOLIDATORS.entries() if e.name == name)
+    return _TITLES.get(name) or next(e.summary for e in CONSOLIDATORS.entries() if e.name == name)
 
 
 def _consolidator_strategy(name: str) -> Callable[..., Recipe]:
@@ -64,8 +78,7 @@ def _consolidator_strategy(name: str) -> Callable[..., Recipe]:
         return Recipe(name=name, consolidators=[make_consolidator(name, params)])
 
     factory.__name__ = name.replace("-", "_").replace("+", "p")
-    factory.__doc__ = (f"{name}: {_summary(name)} "
-                       f"(params: those of the '{name}' consolidator).")
+    factory.__doc__ = f"{_summary(name)} Params: those of the '{name}' consolidator."
     return factory
 
 
@@ -75,8 +88,8 @@ def _memory_consolidator_strategy(name: str) -> Callable[..., Recipe]:
                       memory=make_memory(memory_size, buffer, seed))
 
     factory.__name__ = name.replace("-", "_").replace("+", "p")
-    factory.__doc__ = (f"{name} with a replay memory of memory_size examples: "
-                       f"{_summary(name)}")
+    factory.__doc__ = (f"{_summary(name)} Params: memory_size, buffer, seed and those of the "
+                       f"'{name}' consolidator.")
     return factory
 
 

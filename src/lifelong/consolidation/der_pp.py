@@ -16,9 +16,10 @@ if TYPE_CHECKING:  # pragma: no cover
 
 @CONSOLIDATORS.register("der++")
 class DERPlusPlus(DER):
-    """DER's logit matching (weight ``alpha``) plus the ordinary loss (weight
-    ``beta``) on a second, independent draw from memory, as in the paper.
-    Stores end-of-task logits, like :class:`~lifelong.consolidation.der.DER`."""
+    """DER's logit matching (weight alpha) plus the label loss (weight beta) on replayed rows.
+
+    The label loss uses a second, independent draw from memory, as in the
+    paper. Stores end-of-task logits, like :class:`~lifelong.consolidation.der.DER`."""
 
     name: ClassVar[str] = "der++"
 

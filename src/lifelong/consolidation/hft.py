@@ -36,9 +36,11 @@ class HFT(Consolidator):
     (leaving out those matching ``keep_trainable``, e.g. ``head``) and sets
     ``requires_grad=False`` on them; the loop builds the optimiser after
     ``before_task``, so it never sees the frozen half. ``after_task``
-    unfreezes them. The paper freezes half of the parameters of each LLM
-    block at each round; choosing among whole tensors is the same idea at
-    the granularity torch offers, and works for any model.
+    unfreezes them. The paper selects half of the parameters to learn each
+    new task and freezes the other half; here the choice is among whole
+    parameter tensors, the granularity torch offers, which works for any
+    model (the paper's exact per-block selection rule for transformers is
+    not reproduced).
     """
 
     name: ClassVar[str] = "hft"
