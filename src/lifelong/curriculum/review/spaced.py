@@ -79,6 +79,7 @@ class SpacedReview(ReviewSchedule):
               f"min_fraction ({min_fraction}) must not exceed max_fraction ({max_fraction}).")
         self.tasks: dict[str, dict[str, float]] = {}  # per task name: box, stability, last, ref, dose
         self.clock_base = 0
+        self.quizzes = 0
         self._started = False
         self._now = 0
 
@@ -167,6 +168,7 @@ class SpacedReview(ReviewSchedule):
     def update(self, feedback: Feedback) -> None:
         if feedback.scores is not None:
             self._now = int(feedback.step)
+            self.quizzes += 1
             for g, acc in feedback.scores.items():
                 if 0 <= int(g) < len(self.names) and self.names[int(g)] in self.tasks:
                     self.quiz_result(self.names[int(g)], float(acc))
