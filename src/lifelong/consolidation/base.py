@@ -62,6 +62,11 @@ class Consolidator:
         """Extra per-sample fields to store in memory with ``examples`` (see ``memory_fields``)."""
         return {}
 
+    def restore_structure(self, ctx: "Context", state: dict[str, Any]) -> None:
+        """On resume, before the checkpoint's weights load: re-create modules this
+        method added to the model in earlier tasks (e.g. LoRA adapters), from its
+        saved ``state``, so the fresh model has the checkpoint's structure."""
+
     def state_dict(self) -> dict[str, Any]:
         return {k: v for k, v in self.__dict__.items()}
 

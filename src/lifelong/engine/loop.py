@@ -198,7 +198,17 @@ def train_stream(
         start_phase, start_step, global_step = resume["phase"], resume["step"], resume["global_step"]
         if hasattr(model, "adapt"):  # a grown head must exist before its weights load
             model.adapt(sorted({c for t in stream.tasks[:max(1, start_phase)] for c in t.classes}))
-        model.load_state_dict(resume["model"])
+        ctx0 = Context(model=model, stream=stream, task=stream[phases[min(start_phase, len(phases) - 1)][-1]],
+                       objective=objective, config=cfg, device=device, memory=memory)
+        for c, s in zip(consolidators, resume["consolidators"]):
+            c.restore_structure(ctx0, s)
+        try:
+            model.load_state_dict(resume["model"])
+        except RuntimeError:
+            # A mid-task checkpoint may hold modules a consolidator adds in
+            # before_task (LoRA adapters): its weights load after the set-up.
+            if start_step == 0:
+                raise
         model.to(device)
         if memory is not None and resume.get("memory") is not None:
             memory.load_state_dict(resume["memory"])

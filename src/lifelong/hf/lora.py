@@ -70,6 +70,7 @@ class LoRAPerTask(Consolidator):
             list(target_modules) if target_modules is not None else None)
         self.mode = mode
         self.kept: list[str] = []
+        self.merged: list[str] = []
         self.current: str | None = None
 
     def adapter_names(self) -> list[str]:
@@ -79,6 +80,12 @@ class LoRAPerTask(Consolidator):
     def before_task(self, ctx: "Context") -> None:
         peft = require("peft", "llm", "The lora consolidator")
         name = f"task{ctx.task_index}"
+        self._inject(ctx, name)
+        self.current = name
+        set_active_adapters(ctx.model, self.adapter_names(), trainable=[name])
+
+    def _inject(self, ctx: "Context", name: str) -> None:
+        peft = require("peft", "llm", "The lora consolidator")
         config = peft.LoraConfig(r=self.rank, lora_alpha=self.alpha, lora_dropout=self.dropout,
                                  target_modules=self.target_modules, bias="none")
         with warnings.catch_warnings():
@@ -90,8 +97,6 @@ class LoRAPerTask(Consolidator):
                                   "target_modules to the names of its linear layers (e.g. ['c_attn'] for GPT-2, "
                                   "['q_proj', 'v_proj'] for Llama).") from None
         ctx.model.to(ctx.device)
-        self.current = name
-        set_active_adapters(ctx.model, self.adapter_names(), trainable=[name])
 
     def after_task(self, ctx: "Context") -> None:
         name = self.current
@@ -99,6 +104,7 @@ class LoRAPerTask(Consolidator):
             return
         layers = tuner_layers(ctx.model)
         if self.mode == "merge":
+            self.merged.append(name)
             for layer in layers:
                 if name in layer.active_adapters or name in getattr(layer, "lora_A", {}):
                     layer.merge(adapter_names=[name])
@@ -110,8 +116,23 @@ class LoRAPerTask(Consolidator):
         self.current = None
         set_active_adapters(ctx.model, self.kept, trainable=[])
 
+    def restore_structure(self, ctx: "Context", state: dict[str, Any]) -> None:
+        """Re-create the adapter layers of finished tasks on a fresh model: kept
+        adapters are injected again, merged ones injected and deleted (peft keeps
+        the wrapper layer, whose parameter names the checkpoint uses). The adapter
+        of an unfinished task is re-created by ``before_task``."""
+        merged = list(state.get("merged", []))
+        for name in merged + list(state["kept"]):
+            self._inject(ctx, name)
+        for layer in tuner_layers(ctx.model):
+            for name in merged:
+                layer.delete_adapter(name)
+        if state["kept"]:
+            set_active_adapters(ctx.model, state["kept"], trainable=[])
+
     def state_dict(self) -> dict[str, Any]:
-        return {"kept": list(self.kept), "current": self.current}
+        return {"kept": list(self.kept), "merged": list(self.merged), "current": self.current}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.kept, self.current = list(state["kept"]), state["current"]
+        self.merged = list(state.get("merged", []))
