@@ -65,6 +65,7 @@ _TITLES = {
     "freeze": "Freeze named modules (default: the backbone) from a given task on.",
     "agem": "A-GEM (Chaudhry et al. 2019): project gradients that would raise the memory's loss.",
     "der": "Dark Experience Replay (Buzzega et al. 2020): match stored logits on replayed rows.",
+    "lora": "LoRA per task (peft): each task trains its own low-rank adapter, then merges or keeps it.",
     "der++": "DER++ (Buzzega et al. 2020): stored-logit matching plus the label loss on replayed rows.",
 }
 
@@ -124,7 +125,7 @@ def gdumb(memory_size: int = 200, buffer: str = "class-balanced", seed: int = 0)
     return Recipe(name="gdumb", memory=make_memory(memory_size, buffer, seed), pool="memory", reinit=True)
 
 
-for _name in ("ewc", "online-ewc", "si", "l2", "lwf", "hft", "freeze"):
+for _name in ("ewc", "online-ewc", "si", "l2", "lwf", "hft", "freeze", "lora"):
     STRATEGIES.register(_name)(_consolidator_strategy(_name))
 for _name in ("agem", "der", "der++"):
     STRATEGIES.register(_name)(_memory_consolidator_strategy(_name))

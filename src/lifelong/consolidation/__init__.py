@@ -12,6 +12,7 @@ agem           gradient projection against a memory reference gradient (Chaudhry
 der / der++    logit replay (+ label replay) from memory (Buzzega et al. 2020)
 hft            each task trains a seeded random half of the parameter tensors (HFT, Hui et al. 2024)
 freeze         freeze named modules from some task on (e.g. the backbone)
+lora           one LoRA adapter per task, merged or kept (language models; lifelong/hf/lora.py)
 =============  =================================================================
 
 All of them are model-agnostic: they run the model through
@@ -33,6 +34,7 @@ from lifelong.consolidation import (  # noqa: F401  (each import registers its c
     online_ewc,
     si,
 )
+from lifelong.hf import lora as _lora  # noqa: F401,E402  (registers 'lora'; peft loads only when used)
 from lifelong.consolidation.agem import AGEM
 from lifelong.consolidation.der import DER
 from lifelong.consolidation.der_pp import DERPlusPlus

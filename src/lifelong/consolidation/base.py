@@ -17,8 +17,9 @@ Hook order inside one training step::
     optimiser.step()
     for c in consolidators: c.after_step(ctx)              # e.g. SI path integral
 
-and around each task: ``before_task(ctx)`` (after the model has grown its head
-and the optimiser was built) and ``after_task(ctx)`` (e.g. EWC's Fisher).
+and around each task: ``before_task(ctx)`` (after the model has grown its head;
+the optimiser is built right after, so parameters frozen here are never given
+to it) and ``after_task(ctx)`` (e.g. EWC's Fisher).
 """
 
 from __future__ import annotations
