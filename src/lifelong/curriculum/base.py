@@ -26,9 +26,9 @@ class PoolView:
 
     ``groups`` gives each item's group (its task index within the pool, or its
     skill); ``difficulty`` a per-item score where higher is harder (``None``
-    when no scorer was configured); ``ages`` the number of steps since each
-    group was last studied (review schedules); ``info`` per-group metadata such
-    as continuous task parameters (ALP-GMM) or a prerequisite graph.
+    when no scorer was configured); ``info`` per-group metadata: continuous
+    task parameters (``params``, for ALP-GMM), and for review pools ``ages``,
+    the number of steps since each task was last studied as the current task.
     """
 
     size: int
@@ -99,6 +99,12 @@ class Schedule:
 
     def update(self, feedback: Feedback) -> None:  # noqa: B027 - optional hook
         pass
+
+    def refresh_difficulty(self, difficulty: Tensor) -> None:
+        """New difficulty scores from a model-based scorer (every ``refresh_every``
+        steps). Schedules that cache anything derived from them override this."""
+        assert self.pool is not None
+        self.pool.difficulty = difficulty
 
     def log(self) -> dict[str, float]:
         return {}

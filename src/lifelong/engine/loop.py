@@ -263,15 +263,16 @@ def train_stream(
                 total = cfg.steps if cfg.steps > 0 else cfg.epochs * steps_per_epoch
                 ctx.total_steps = total
                 task_seed = cfg.seed * 100_003 + phase
-                if curriculum.needs_difficulty:
+                if curriculum.needs_difficulty or recipe.scorer is not None:
                     view.difficulty = _difficulty(recipe.scorer, pool_tasks, ctx, resume if resuming else None)
                 curriculum.start(view, total, seed=task_seed)
                 sampler = ScheduleSampler(curriculum, cfg.batch_size, seed=task_seed)
                 review_on = review is not None and memory is not None and len(memory) > 0
                 review_sampler = None
                 if review_on:
-                    mem_view = PoolView(len(memory), memory.examples["task"].long(), len(stream),
-                                        None, stream.task_names)
+                    # groups are copied: memory.add rewrites the buffer in place at the task end
+                    mem_view = PoolView(len(memory), memory.examples["task"].long().clone(), len(stream),
+                                        None, stream.task_names, {"ages": _task_ages(result, stream)})
                     review.start(mem_view, total, seed=task_seed + 7)
                     review_sampler = ScheduleSampler(review, cfg.batch_size, seed=task_seed + 7)
                 if resuming:
@@ -365,8 +366,8 @@ def train_stream(
                                   view, ctx.step)
                     if review_on and review.quiz_every and ctx.step % review.quiz_every == 0:
                         _quiz(review, memory, objective, model, device, ctx.step)
-                    if recipe.scorer is not None and curriculum.needs_difficulty \
-                            and getattr(recipe.scorer, "refresh_every", 0) and ctx.step % recipe.scorer.refresh_every == 0:
+                    if recipe.scorer is not None and getattr(recipe.scorer, "refresh_every", 0) \
+                            and ctx.step % recipe.scorer.refresh_every == 0:
                         view.difficulty = _difficulty(recipe.scorer, pool_tasks, ctx, None)
                         curriculum.refresh_difficulty(view.difficulty)
                     if cfg.log_every and ctx.step % cfg.log_every == 0:
@@ -501,6 +502,17 @@ def _difficulty(scorer, tasks: list[Task], ctx: Context, resume: dict | None) ->
                 "set curriculum.scorer (e.g. loss, transfer, length) or add a difficulty column to the data.")
         return torch.cat([t.train["difficulty"].float() for t in tasks])
     return torch.cat([scorer.score(t, ctx).float().cpu() for t in tasks])
+
+
+def _task_ages(result: RunResult, stream: Stream) -> list[float]:
+    """Steps since each task was last studied as the current task (inf if never)."""
+    ends = [sum(result.task_steps[: i + 1]) for i in range(len(result.task_steps))]
+    now = ends[-1] if ends else 0
+    ages = [float("inf")] * len(stream)
+    for i, end in enumerate(ends):
+        for j in result.row_tasks[i] if i < len(result.row_tasks) else [i]:
+            ages[j] = float(now - end)
+    return ages
 
 
 def _log_schedules(result: RunResult, curriculum, review, ctx: Context) -> None:
