@@ -647,6 +647,24 @@ def _run_pool(jobs, workers, resume, overwrite, index_root, progress, console):
     return results
 
 
+def _probe_address(address: str, timeout: float = 5.0) -> None:
+    """Fail fast on a Ray address nothing listens at (``ray.init`` would retry for minutes)."""
+    import re
+    import socket
+
+    m = re.fullmatch(r"(?:ray://)?\[?([^\]]+?)\]?:(\d+)", address.strip())
+    if m is None:  # 'auto', 'local' or another form Ray understands: let Ray judge it
+        return
+    host, port = m.group(1), int(m.group(2))
+    try:
+        with socket.create_connection((host, port), timeout=timeout):
+            pass
+    except OSError as exc:
+        raise LifelongError(f"cannot start or reach the Ray cluster at {address}: nothing answers there "
+                            f"({exc.strerror or exc}). Check --address (host:port of the head node, e.g. "
+                            "10.0.0.5:6379), or use --executor process.") from None
+
+
 def _run_ray(jobs, workers, address, resume, overwrite, index_root, progress, console):
     from lifelong.errors import require
 
@@ -655,6 +673,7 @@ def _run_ray(jobs, workers, address, resume, overwrite, index_root, progress, co
     if not ray.is_initialized():
         kwargs: dict[str, Any] = dict(include_dashboard=False, log_to_driver=False, configure_logging=False)
         if address:
+            _probe_address(address)
             kwargs["address"] = address
         else:
             kwargs["num_cpus"] = workers

@@ -15,13 +15,16 @@ only observes the loop. What it records, in both back-ends:
   ``fwt``, ``wall_seconds``) and the whole matrix as a JSON artifact
   (MLflow) / a markdown table (TensorBoard text).
 
-MLflow writes to ``<run>/mlruns`` (a ``file:`` URI, no server); TensorBoard to
+MLflow writes to ``<run>/mlruns`` (a ``file:`` URI, no server; MLflow 3 wants
+``MLFLOW_ALLOW_FILE_STORE=true`` for that store, which the tracker sets unless
+the variable is already set); TensorBoard to
 ``<run>/tensorboard``. A resumed run continues the same MLflow run.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import time
 from pathlib import Path
 from typing import Any
@@ -75,6 +78,9 @@ class Tracker(Callback):
     def _start(self) -> None:
         if self.use_mlflow:
             require("mlflow", "tracking", "MLflow tracking")
+            # MLflow 3 keeps the plain-files backend in maintenance mode behind an opt-in; a run folder that
+            # carries its own tracking data needs exactly that backend (no server, no database file).
+            os.environ.setdefault("MLFLOW_ALLOW_FILE_STORE", "true")
             from mlflow.entities import Param
             from mlflow.tracking import MlflowClient
 
