@@ -109,16 +109,24 @@ GRID = {**SMALL, "strategy": ["naive", "er"], "seeds": [0, 1]}
 GRID.pop("seed")
 
 
-def test_compare_in_a_process_pool(tmp_path):
-    cfg = write(tmp_path, GRID)
-    res = invoke("compare", str(cfg), "--out", str(tmp_path / "grid"), "--workers", "2", "--quiet")
+@pytest.fixture(scope="module")
+def pool_grid(tmp_path_factory):
+    """The small grid run once in a 2-process pool: (config path, output folder, CLI output)."""
+    tmp = tmp_path_factory.mktemp("pool")
+    cfg = write(tmp, GRID)
+    res = invoke("compare", str(cfg), "--out", str(tmp / "grid"), "--workers", "2", "--quiet")
     assert res.exit_code == 0, res.output
-    rows = _table_rows(res.output)
+    return cfg, tmp / "grid", res.output
+
+
+def test_compare_in_a_process_pool(pool_grid, tmp_path):
+    cfg, grid, output = pool_grid
+    rows = _table_rows(output)
     assert set(rows) == {"naive", "er"} and rows["naive"][0] == "2"
-    names = sorted(p.name for p in (tmp_path / "grid").iterdir() if p.is_dir())
+    names = sorted(p.name for p in grid.iterdir() if p.is_dir())
     assert names == ["er-seed0", "er-seed1", "naive-seed0", "naive-seed1"]
-    assert (tmp_path / "grid" / "report.html").exists() and (tmp_path / "grid" / "index.sqlite").exists()
-    md = (tmp_path / "grid" / "comparison.md").read_text()
+    assert (grid / "report.html").exists() and (grid / "index.sqlite").exists()
+    md = (grid / "comparison.md").read_text()
     assert "| naive |" in md
     # er beats naive fine-tuning on class-incremental digits
     acc = {k: float(v[1].split(" ")[0]) for k, v in rows.items()}
@@ -127,17 +135,15 @@ def test_compare_in_a_process_pool(tmp_path):
     inline = invoke("compare", str(cfg), "--out", str(tmp_path / "grid1"), "--workers", "1", "--quiet")
     assert _table_rows(inline.output) == rows
     # an existing grid folder is refused unless --resume/--overwrite; --resume keeps finished runs
-    again = invoke("compare", str(cfg), "--out", str(tmp_path / "grid"), "--quiet")
+    again = invoke("compare", str(cfg), "--out", str(grid), "--quiet")
     assert again.exit_code == 2 and "--resume" in again.output
-    resumed = invoke("compare", str(cfg), "--out", str(tmp_path / "grid"), "--resume", "--workers", "1", "--quiet")
+    resumed = invoke("compare", str(cfg), "--out", str(grid), "--resume", "--workers", "1", "--quiet")
     assert resumed.exit_code == 0 and _table_rows(resumed.output) == rows
 
 
-def test_compare_on_a_local_ray_instance(tmp_path):
+def test_compare_on_a_local_ray_instance(pool_grid, tmp_path):
     ray = pytest.importorskip("ray", reason="the [distributed] extra (ray) is not installed")
-    cfg = write(tmp_path, GRID)
-    pool = invoke("compare", str(cfg), "--out", str(tmp_path / "pool"), "--workers", "2", "--quiet")
-    assert pool.exit_code == 0, pool.output
+    cfg, _, pool_output = pool_grid
     try:
         res = CliRunner().invoke(main, ["compare", str(cfg), "--out", str(tmp_path / "ray"), "--executor", "ray",
                                         "--workers", "2", "--quiet"], catch_exceptions=False)
@@ -147,7 +153,7 @@ def test_compare_on_a_local_ray_instance(tmp_path):
     if res.exit_code == 2 and "cannot start or reach" in res.output:
         pytest.skip(f"Ray cannot start in this sandbox: {res.output.strip()[:300]}")
     assert res.exit_code == 0, res.output
-    assert _table_rows(res.output) == _table_rows(pool.output)
+    assert _table_rows(res.output) == _table_rows(pool_output)  # same numbers as the process pool
     assert len(_table_rows(res.output)) == 2
 
 
