@@ -78,7 +78,22 @@ def test_run_with_flags_and_overrides_then_refuse_then_runs_index(tmp_path):
     assert "0 run(s)" in future.output
     bad_date = invoke("runs", "--root", str(tmp_path / "results"), "--since", "yesterday")
     assert bad_date.exit_code == 2 and "ISO" in bad_date.output
-    rep = invoke("report", str(out), str(tmp_path / "results" / "r2"), "--out", str(tmp_path / "rep.html"))
+    # `lifelong run RUN_DIR --resume` on a finished run: nothing left to do, same numbers
+    resumed = invoke("run", str(out), "--resume", "--quiet")
+    assert resumed.exit_code == 0, resumed.output
+    assert json.loads((out / "metrics.json").read_text())["accuracy_matrix"] == m["accuracy_matrix"]
+    not_cfg = invoke("run", str(out), "--quiet")
+    assert not_cfg.exit_code == 2 and "--resume" in not_cfg.output
+    # a grid one level down is listed too
+    grid_dir = tmp_path / "results" / "grid"
+    res = invoke("compare", str(cfg), "--out", str(grid_dir), "--workers", "1", "--quiet", "--set", "seeds=[7]",
+                 "--set", "seed=7")
+    assert res.exit_code == 0, res.output
+    everything = invoke("runs", "--root", str(tmp_path / "results"))
+    assert "3 run(s)" in everything.output and "naive-s" in everything.output  # r1, r2 and the grid run
+    # a shell glob over a results folder also names its files: they are skipped
+    rep = invoke("report", str(out), str(tmp_path / "results" / "r2"), str(tmp_path / "results" / "index.sqlite"),
+                 "--out", str(tmp_path / "rep.html"))
     assert rep.exit_code == 0, rep.output
     html = (tmp_path / "rep.html").read_text()
     assert "<html" in html and "naive" in html and "er" in html and "http://" not in html.split("</style>")[0]

@@ -183,7 +183,7 @@ def _with_common(fn):
 
 
 @main.command(context_settings=CONTEXT)
-@click.argument("config", required=False, type=click.Path(dir_okay=False))
+@click.argument("config", required=False, type=click.Path())
 @click.option("--out", default=None, type=click.Path(), help="Run folder (default: 'out' of the config).")
 @click.option("--resume", "resume", is_flag=False, flag_value="", default=None, metavar="[RUN_DIR]",
               help="Continue an interrupted run from its folder (its config.yaml and last checkpoint).")
@@ -202,6 +202,13 @@ def run(config: str | None, out: str | None, resume: str | None, overwrite: bool
 
     console = _console()
     extra = list(overrides) + _flag_overrides(**flags)
+    if config and Path(config).is_dir():  # `lifelong run RUN_DIR --resume` reads as well as --resume RUN_DIR
+        if resume is None:
+            raise ConfigError(f"{config} is a folder, not a YAML config. To continue the run in it: "
+                              f"lifelong run --resume {config}")
+        if resume and Path(resume) != Path(config):
+            raise ConfigError(f"--resume {resume} and {config} name different folders; give one.")
+        config, resume = None, config
     if resume is not None:
         run_dir = resume or out
         if not run_dir:
@@ -284,6 +291,8 @@ def report(run_dirs: tuple[str, ...], out: str, by: str, title: str) -> None:
 
     dirs: list[Path] = []
     for d in map(Path, run_dirs):
+        if d.is_file():  # a shell glob such as runs/cmp/* also names index.sqlite, report.html...
+            continue
         if not d.is_dir():
             raise ConfigError(f"run folder {d} does not exist.")
         if (d / "metrics.json").exists():
@@ -293,6 +302,8 @@ def report(run_dirs: tuple[str, ...], out: str, by: str, title: str) -> None:
             if not inner:
                 raise ConfigError(f"{d} is not a run folder (no metrics.json) and holds none.")
             dirs.extend(inner)
+    if not dirs:
+        raise ConfigError("no run folder among the arguments; give run folders (or a folder holding runs).")
     path = write_report(dirs, out, title=title, by=by)
     _console().print(f"report of {len(dirs)} run(s): {path}")
 
@@ -338,17 +349,24 @@ def list_(what: str | None) -> None:
 @click.option("--until", default=None, help="Only runs created on or before this date.")
 def runs(root: str, benchmark: str | None, strategy: str | None, curriculum: str | None, status: str | None,
          since: str | None, until: str | None) -> None:
-    """The run index of a results folder (an SQLite file you can also query with SQL)."""
+    """The run index of a results folder (an SQLite file you can also query with SQL).
+
+    Shows ROOT/index.sqlite and the indexes of grids one folder down (e.g. runs/demo/index.sqlite).
+    """
     from rich.table import Table
 
     from lifelong.runs.index import index_path, query
 
     if not Path(root).is_dir():
         raise ConfigError(f"results folder {root} does not exist; pass --root DIR (the folder holding the runs).")
-    rows = query(root, benchmark=benchmark, strategy=strategy, since=since, until=until, curriculum=curriculum,
-                 status=status)
+    # the index of ROOT, plus those of grids one level down (lifelong compare --out ROOT/NAME)
+    roots = [Path(root)] + sorted(p for p in Path(root).iterdir() if p.is_dir() and index_path(p).exists())
+    rows = [r for rt in roots for r in query(rt, benchmark=benchmark, strategy=strategy, since=since, until=until,
+                                             curriculum=curriculum, status=status)]
+    rows.sort(key=lambda r: (r["created"], r["path"]))
     console = _console()
-    table = Table(title=f"runs in {index_path(root)}")
+    table = Table(title=f"runs under {root} (" + ", ".join(str(index_path(r)) for r in roots
+                                                           if index_path(r).exists()) + ")")
     for col in ("name", "benchmark", "strategy", "curriculum", "seed", "status", "created", "avg acc", "forgetting",
                 "BWT", "wall s"):
         table.add_column(col, justify="right" if col in ("seed", "avg acc", "forgetting", "BWT", "wall s") else "left")
