@@ -115,3 +115,65 @@ def test_spaced_review_keeps_its_model_across_tasks():
     assert r.tasks["task1"]["last"] == pytest.approx(100)   # just finished
     with pytest.raises(ConfigError, match="min_fraction"):
         SpacedReview(min_fraction=0.7, max_fraction=0.5)
+
+
+def test_spaced_review_recall_is_bounded_by_the_last_quiz():
+    """A replayed dose restarts the curve, but a failed quiz's measurement still bounds predicted recall."""
+    def failed_then_dosed(bound):
+        r = SpacedReview(quiz_size=2, dose=4, base_interval=100, initial_stability=200, min_stability=10,
+                         lapse=0.5, min_fraction=0.05, max_fraction=0.6, bound_by_quiz=bound)
+        r.start(memory(1, 10, 1), 1000, 0)
+        r.update(Feedback(50, scores={0: 1.0}))       # reference 1.0: pass, S = 400
+        r.update(Feedback(100, scores={0: 0.25}))     # recall 0.25: fail; fitted S = (19/81) 100 / 15 -> floor 10
+        assert r.tasks["task0"]["stability"] == pytest.approx(10)
+        # bounded: the quiz's 0.25; unbounded: the fitted curve, (1 + 19/81 * 100 / 10) ** -0.5
+        assert r.recall("task0", 100) == pytest.approx(0.25 if bound else retrievability(100, 10))
+        r.update(Feedback(101, torch.arange(4), torch.zeros(4), None, torch.zeros(4, dtype=torch.long)))  # a dose
+        assert r.tasks["task0"]["last"] == pytest.approx(101)
+        return r
+
+    r = failed_then_dosed(True)
+    # min(curve since the dose = 1, 0.25 * curve one step after the quiz with S = 10)
+    assert r.recall("task0", 101) == pytest.approx(0.25 * (1 + 19 / 810) ** -0.5)
+    assert r.due("task0", 101) and r.fraction(101) == pytest.approx(0.6)   # review stays at its maximum
+    r.update(Feedback(150, scores={0: 1.0}))           # a passed quiz lifts the bound
+    assert r.recall("task0", 150) == pytest.approx(retrievability(49, 20))   # S doubled to 20; curve since the dose
+    old = failed_then_dosed(False)
+    assert old.recall("task0", 101) == pytest.approx(1.0) and old.fraction(101) == pytest.approx(0.05)
+
+
+def test_spaced_review_spread_mixes_priority_with_uniform_review():
+    pv = memory(3, 10, 5)   # tasks studied 2000, 1000 and 0 steps ago (1000 steps per task)
+    r0 = retrievability(2000, 200)   # (1 + 19/81 * 10) ** -0.5
+    r1 = retrievability(1000, 200)
+    need = [1 - r0, 1 - r1, 0.0]     # task2 was just learned: R = 1, interval not elapsed, not due
+    for spread in (0.0, 0.5, 1.0):
+        r = SpacedReview(quiz_size=2, base_interval=100, initial_stability=200, spread=spread)
+        r.start(pv, 1000, seed=0)
+        assert not r.due("task2", 0) and r.due("task0", 0) and r.due("task1", 0)
+        w = r.weights(0).double()
+        w = w / w.sum()
+        shares = [float(w[pv.groups == g].sum()) for g in range(3)]
+        want = [(1 - spread) * n / sum(need) + spread / 3 for n in need]
+        assert shares == pytest.approx(want, abs=1e-5)   # (every present task keeps a 1e-6 floor)
+        q = r.quiz_indices()
+        assert float(w[q].sum()) == 0.0
+        for g in range(3):   # within a task, the 8 trainable items are alike
+            items = w[(pv.groups == g) & (r.trainable > 0)]
+            assert len(items) == 8 and torch.allclose(items, items[0].expand(8))
+    assert shares == pytest.approx([1 / 3] * 3)   # spread=1: exactly uniform replay over trainable items
+    with pytest.raises(ConfigError, match="spread"):
+        SpacedReview(spread=1.5)
+
+
+def test_spaced_review_quiz_bound_survives_a_state_round_trip():
+    r = SpacedReview(quiz_size=2, initial_stability=200)
+    r.start(memory(2, 10, 3), 100, 0)
+    r.update(Feedback(50, scores={0: 1.0, 1: 1.0}))
+    r.update(Feedback(100, scores={0: 1.0, 1: 0.2}))
+    twin = SpacedReview(quiz_size=2, initial_stability=200)
+    twin.load_state_dict(r.state_dict())
+    twin.pool = r.pool
+    assert twin.recall("task1", 120) == pytest.approx(r.recall("task1", 120))
+    assert twin.recall("task1", 120) <= 0.2
+    assert torch.equal(twin.weights(120), r.weights(120))

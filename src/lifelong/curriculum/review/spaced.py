@@ -18,11 +18,29 @@ memory items per task (they get weight 0 and are never trained on) and
 reports per-task accuracy. Recall is that accuracy relative to the best the
 task has shown on quizzes; a quiz passes when recall >= ``pass_at``.
 
+A quiz is a measurement, so the prediction never exceeds it: predicted recall
+is the smaller of the curve since the task was last studied and the last
+quiz's recall decayed along the curve since that quiz. Without this bound a
+replayed ``dose`` restarted the curve at R = 1 even when the following quizzes
+still found the task forgotten (class-incremental streams forget a class
+within a few dozen steps), and review fell back to ``min_fraction`` exactly
+when it was needed. ``bound_by_quiz=False`` restores the unbounded curve.
+
 A task is *due* when its interval has elapsed or its predicted recall fell
-below ``retention``. Due tasks are reviewed in proportion to 1 - R (falling
-recall first). A task counts as studied again (its clock restarts) once
-``dose`` of its items have been replayed. The share of each batch taken from
-memory follows forgetting instead of a fixed ratio: ``min_fraction`` when
+below ``retention``. Review is shared among the memory's items: ``spread`` of
+it uniformly over every task's items (as uniform replay does), the rest over
+due tasks in proportion to 1 - R (falling recall first). ``spread`` keeps
+tasks that are not due yet from being starved until their quiz fails; with
+``spread=0`` review goes to due tasks only, with ``spread=1`` spaced review
+decides only *how much* to review, not what. The default 0.5 keeps the
+priority while giving every task at least half its uniform share: on
+class-incremental split-mnist1d (benchmarks/review.py) exclusive priority
+scored below uniform allocation at the same budget (plausibly because every
+old class must stay in the batch to keep the shared classifier from favouring
+the newest classes). A task counts as studied again (its clock restarts) once
+``dose`` of its items have been replayed.
+
+The share of each batch taken from memory follows forgetting instead of a fixed ratio: ``min_fraction`` when
 nothing is due, rising linearly with the largest 1 - R among due tasks up to
 ``max_fraction`` when that reaches 1 - ``retention``.
 """
@@ -59,7 +77,8 @@ class SpacedReview(ReviewSchedule):
     def __init__(self, quiz_every: int = 50, quiz_size: int = 5, boxes: int = 5, base_interval: int = 100,
                  initial_stability: float = 200.0, retention: float = 0.9, pass_at: float = 0.9,
                  gain: float = 1.0, lapse: float = 0.5, min_stability: float = 10.0, dose: int = 32,
-                 min_fraction: float = 0.05, max_fraction: float = 0.6) -> None:
+                 min_fraction: float = 0.05, max_fraction: float = 0.6, spread: float = 0.5,
+                 bound_by_quiz: bool = True) -> None:
         super().__init__(min_fraction)
         self.quiz_every = check_positive_int("quiz_every", quiz_every)
         self.quiz_size = check_positive_int("quiz_size", quiz_size)
@@ -75,9 +94,12 @@ class SpacedReview(ReviewSchedule):
         self.dose = check_positive_int("dose", dose)
         self.min_fraction = check_fraction("min_fraction", min_fraction, 0.0, 1.0, high_open=True)
         self.max_fraction = check_fraction("max_fraction", max_fraction, 0.0, 1.0, high_open=True)
+        self.spread = check_fraction("spread", spread)
+        self.bound_by_quiz = bool(bound_by_quiz)
         check(self.min_fraction <= self.max_fraction,
               f"min_fraction ({min_fraction}) must not exceed max_fraction ({max_fraction}).")
-        self.tasks: dict[str, dict[str, float]] = {}  # per task name: box, stability, last, ref, dose
+        # per task name: box, stability, last (studied), ref (best quiz), dose; after a quiz also measured (its recall), measured_at
+        self.tasks: dict[str, dict[str, float]] = {}
         self.clock_base = 0
         self.quizzes = 0
         self._started = False
@@ -117,8 +139,13 @@ class SpacedReview(ReviewSchedule):
         return float(self.clock_base + (self._now if step is None else step))
 
     def recall(self, name: str, step: int | None = None) -> float:
+        """Predicted recall: the curve since last studied, bounded by the last quiz decayed since it was taken."""
         s = self.tasks[name]
-        return retrievability(self.now(step) - s["last"], s["stability"])
+        now = self.now(step)
+        curve = retrievability(now - s["last"], s["stability"])
+        if not self.bound_by_quiz or "measured_at" not in s:  # no quiz yet
+            return curve
+        return min(curve, s["measured"] * retrievability(now - s["measured_at"], s["stability"]))
 
     def interval(self, name: str) -> float:
         """Steps between reviews: the shorter of the Leitner interval and the time for R to reach ``retention``."""
@@ -161,7 +188,15 @@ class SpacedReview(ReviewSchedule):
         need = need + 1e-6 * torch.tensor([1.0 if int(s) > 0 else 0.0 for s in self.pool.group_sizes()],
                                           dtype=torch.float64)
         counts = torch.zeros(self.pool.num_groups, dtype=torch.float64).index_add_(0, self.pool.groups, self.trainable.double())
-        per_item = torch.where(counts > 0, need / counts.clamp_min(1), torch.zeros_like(need))
+        known = torch.zeros(self.pool.num_groups, dtype=torch.bool)
+        known[self._present()] = True
+        need = torch.where(known & (counts > 0), need, torch.zeros_like(need))
+        share = need / need.sum() if float(need.sum()) > 0 else need
+        if self.spread > 0:  # the uniform part: every known task's trainable items alike
+            items = torch.where(known, counts, torch.zeros_like(counts))
+            if float(items.sum()) > 0:
+                share = (1.0 - self.spread) * share + self.spread * items / items.sum()
+        per_item = torch.where(counts > 0, share / counts.clamp_min(1), torch.zeros_like(share))
         w = (per_item[self.pool.groups] * self.trainable.double()).float()
         return w if float(w.sum()) > 0 else self.trainable.clone()
 
@@ -190,6 +225,7 @@ class SpacedReview(ReviewSchedule):
         s = self.tasks[name]
         s["ref"] = max(s["ref"], accuracy)
         recall = accuracy / s["ref"] if s["ref"] > 0 else 0.0
+        s["measured"], s["measured_at"] = min(1.0, recall), self.now()
         passed = recall >= self.pass_at
         if passed:
             s["box"] = float(min(s["box"] + 1, self.boxes - 1))
