@@ -23,6 +23,7 @@ from lifelong.assessment.metrics import (
     plasticity,
     summarize,
     time_summary,
+    steps_to_target,
 )
 
 __all__ = [
@@ -40,6 +41,7 @@ __all__ = [
     "per_task_learning_curve_area",
     "per_task_plasticity",
     "plasticity",
+    "steps_to_target",
     "summarize",
     "time_summary",
 ]

@@ -352,6 +352,37 @@ def learning_curve_area(curves: Sequence[dict[str, Any]]) -> float | None:
     return _mean(list(per_task_learning_curve_area(curves).values()))
 
 
+@METRICS.register("steps_to_target")
+def steps_to_target(curves: Sequence[dict[str, Any]], target: float,
+                    task_steps: Sequence[int] | None = None) -> dict[int, int | None]:
+    r"""Training steps each task needed to first reach accuracy ``target`` on itself.
+
+    For task :math:`k`, the first learning-curve point with ``task == eval_task
+    == k`` and accuracy :math:`\ge` ``target``; its step is counted from the
+    start of task :math:`k`'s training when ``task_steps`` (steps per task, in
+    order) is given, else it is the run's global step. ``None`` = never reached
+    while the task was trained; tasks without curve points are absent. The
+    resolution is the evaluation cadence (``eval_every``). A sample-efficiency
+    measure in the spirit of the "steps to target" comparisons of curriculum
+    studies (e.g. Wu et al., "When Do Curricula Work?", ICLR 2021).
+    """
+    starts = None
+    if task_steps is not None:
+        starts = [0]
+        for n in task_steps:
+            starts.append(starts[-1] + int(n))
+    out: dict[int, int | None] = {}
+    for row in sorted(curves, key=lambda r: r["step"]):
+        k = int(row["task"])
+        if row["eval_task"] != k or row["accuracy"] is None:
+            continue
+        out.setdefault(k, None)
+        if out[k] is None and float(row["accuracy"]) >= target:
+            start = starts[k] if starts is not None and k < len(starts) else 0
+            out[k] = int(row["step"]) - start
+    return out
+
+
 @METRICS.register("time_summary")
 def time_summary(result: "RunResult") -> dict[str, Any]:
     r"""Time spent: total wall clock, training time (:math:`\sum_k` task_seconds) and per task."""

@@ -37,7 +37,8 @@ from typing import Any, Iterable, Sequence
 
 import numpy as np
 
-from lifelong.assessment.metrics import as_matrix, average_accuracy_curve, learned_sets
+from lifelong.assessment.metrics import (as_matrix, average_accuracy_curve, learned_sets, per_task_forgetting,
+                                         per_task_plasticity, steps_to_target)
 from lifelong.errors import ConfigError
 from lifelong.runs.compare import RunEntry, compare, html_table, load_entries
 from lifelong.runs.io import PathLike, write_text_atomic
@@ -407,6 +408,65 @@ def _td(v: Any, decimals: int = 3, num: bool | None = None) -> str:
     return f'<td{" class=num" if is_num else ""}>{html.escape(_fmt(v, decimals))}</td>'
 
 
+#: accuracy thresholds of the "steps to reach" columns of the per-task table
+TARGETS = (0.5, 0.8)
+
+
+def _mean_or_none(values: list[Any]) -> float | None:
+    vals = [float(v) for v in values if v is not None]
+    return float(np.mean(vals)) if vals else None
+
+
+def _per_task_tables(groups: "OrderedDict[str, list[RunEntry]]") -> str:
+    """Per group, one row per task: accuracy right after learning it, at the end,
+    its forgetting, and the steps it took to reach each target (means over the
+    group's runs; '—' when undefined or never reached)."""
+    out = []
+    for label, runs in groups.items():
+        first = runs[0]
+        n = len(first.result.task_names)
+        cols: dict[str, list[list[Any]]] = {k: [[] for _ in range(n)] for k in ("plast", "final", "forget")}
+        reach: dict[float, list[list[Any]]] = {t: [[] for _ in range(n)] for t in TARGETS}
+        reached: dict[float, list[int]] = {t: [0] * n for t in TARGETS}
+        has_curves = any(e.result.curves for e in runs)
+        for e in runs:
+            r = e.result
+            if not r.accuracy:
+                continue
+            plast = per_task_plasticity(r.accuracy, r.row_tasks or None)
+            forget = per_task_forgetting(r.accuracy, r.row_tasks or None)
+            for j in range(min(n, len(r.accuracy[-1]))):
+                cols["plast"][j].append(plast[j] if j < len(plast) else None)
+                cols["final"][j].append(r.accuracy[-1][j])
+                cols["forget"][j].append(forget[j] if j < len(forget) else None)
+            for t in TARGETS:
+                for j, st in steps_to_target(r.curves, t, r.task_steps).items():
+                    if j < n and st is not None:
+                        reach[t][j].append(st)
+                        reached[t][j] += 1
+        head = "<tr><th>task</th><th>right after learning</th><th>at the end</th><th>forgetting</th>"
+        if has_curves:
+            head += "".join(f"<th>steps to {t:.0%}</th>" for t in TARGETS)
+        rows = []
+        for j in range(n):
+            cells = [_td(_mean_or_none(cols[k][j])) for k in ("plast", "final", "forget")]
+            if has_curves:
+                for t in TARGETS:
+                    mean = _mean_or_none(reach[t][j])
+                    txt = "—" if mean is None else f"{mean:.0f}"
+                    if mean is not None and reached[t][j] < len(runs):
+                        txt += f" ({reached[t][j]}/{len(runs)} runs)"
+                    cells.append(f'<td class="num">{html.escape(txt)}</td>')
+            rows.append(f"<tr><td>{html.escape(_task_name(first, j))}</td>{''.join(cells)}</tr>")
+        out.append(f"<h3>{html.escape(label)}</h3><div class=\"scroll\"><table>{head}</tr>{''.join(rows)}</table></div>")
+    if not out:
+        return ""
+    note = ('<p class="note">means over each group\'s runs. Forgetting = best accuracy after learning the task '
+            "minus the final one. Steps count from the start of the task's training, at the resolution of "
+            "evaluation.eval_every; '—' = not reached while the task was trained.</p>")
+    return "".join(out) + note
+
+
 def _runs_table(entries: list[RunEntry]) -> str:
     head = ["label", "run", "seed", "tasks learned", "complete", "steps", "avg accuracy", "plasticity",
             "curve area", "wall time (s)", "peak memory (MiB)"]
@@ -514,6 +574,7 @@ def build_report(entries: list[RunEntry], title: str = "lifelong report", by_nam
     for anchor, heading, body in (
         ("matrices", "Accuracy matrices", _heatmaps(groups)),
         ("forgetting", "Accuracy on each task over the stream", _forgetting_plot(groups)),
+        ("tasks", "Per task: learned, kept, steps to reach a target", _per_task_tables(groups)),
         ("average", "Average accuracy after each task", _average_curve_plot(groups)),
         ("curves", "Learning curves", _learning_curves(groups)),
         ("schedule", "Schedule state over time", _schedule_plots(groups)),
