@@ -31,7 +31,7 @@ Reported over 5 seeds (2 with --quick), mean and 95% confidence interval (t
 distribution): accuracy, and the steps each task needs to reach the target
 (tasks that never reach it count as the task's full step budget).
 
-    python benchmarks/curriculum.py                    # both settings (about 6 minutes on 2 cores)
+    python benchmarks/curriculum.py                    # both settings (about 6 minutes of CPU; 8.6 wall on 2 busy cores)
     python benchmarks/curriculum.py --task arithmetic  # one setting
     python benchmarks/curriculum.py --quick            # smoke version
 
