@@ -184,6 +184,11 @@ DDP_SCRIPT = textwrap.dedent("""
     json.dump({"seen": seen, "world": int(args.world_size), "weights_sum": float(flat.double().sum()),
                "weights_head": flat[:50].tolist(), "schedule": sched.w.tolist()},
               open(os.path.join(out, f"rank{rank}.json"), "w"))
+    # tear the gloo group down before exit: its threads otherwise abort at shutdown
+    import torch.distributed as dist
+    if dist.is_initialized():
+        dist.barrier()
+        dist.destroy_process_group()
 """)
 
 
