@@ -113,6 +113,25 @@ class DifficultyMixin:
         """Override to recompute caches (orderings, base weights)."""
 
 
+def update_averages(fast_avg: Any, slow_avg: Any, g: int, score: float, fast: float, slow: float) -> bool:
+    """Move group ``g``'s fast and slow exponential moving averages towards
+    ``score``. The first observation (averages still NaN) initialises both and
+    returns False; later ones return True."""
+    if math.isnan(float(fast_avg[g])):
+        fast_avg[g] = slow_avg[g] = score
+        return False
+    fast_avg[g] += fast * (score - fast_avg[g])
+    slow_avg[g] += slow * (score - slow_avg[g])
+    return True
+
+
+def fast_slow_spread(fast: float, slow: float) -> float:
+    """Var(fast average - slow average) / Var(score) when the score is flat
+    white noise: the scale of the noise floor subtracted from learning progress."""
+    a, b = fast, slow
+    return a / (2 - a) + b / (2 - b) - 2 * a * b / (a + b - a * b)
+
+
 class GroupScores:
     """Turns per-step feedback into per-group score observations.
 

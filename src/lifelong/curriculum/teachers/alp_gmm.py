@@ -34,7 +34,7 @@ from torch import Tensor
 
 from lifelong.curriculum.base import Feedback, PoolView
 from lifelong.curriculum.common import (GroupSchedule, GroupScores, check_fraction, check_positive_int,
-                                        group_names)
+                                        fast_slow_spread, group_names, update_averages)
 from lifelong.curriculum.registry import SCHEDULES
 from lifelong.errors import ConfigError
 
@@ -155,10 +155,8 @@ class ALPGMMTeacher(GroupSchedule):
         half_sq = 0.5 * (score - prev) ** 2
         v = self.noise_var[g]
         self.noise_var[g] = v = half_sq if math.isnan(v) else v + self.slow * (half_sq - v)
-        self.fast_avg[g] += self.fast * (score - self.fast_avg[g])
-        self.slow_avg[g] += self.slow * (score - self.slow_avg[g])
-        a, b = self.fast, self.slow
-        spread = a / (2 - a) + b / (2 - b) - 2 * a * b / (a + b - a * b)
+        update_averages(self.fast_avg, self.slow_avg, g, score, self.fast, self.slow)
+        spread = fast_slow_spread(self.fast, self.slow)
         return max(0.0, abs(self.fast_avg[g] - self.slow_avg[g]) - self.noise_z * math.sqrt(max(0.0, v * spread)))
 
     def update(self, feedback: Feedback) -> None:

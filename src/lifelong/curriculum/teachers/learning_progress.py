@@ -42,7 +42,7 @@ from torch import Tensor
 
 from lifelong.curriculum.base import Feedback, PoolView
 from lifelong.curriculum.common import (GroupSchedule, GroupScores, check_fraction, check_positive_int,
-                                        group_names)
+                                        fast_slow_spread, group_names, update_averages)
 from lifelong.curriculum.registry import SCHEDULES
 from lifelong.errors import ConfigError
 
@@ -134,16 +134,11 @@ class LearningProgressTeacher(GroupSchedule):
                 se = math.sqrt(var / spread) if spread > 0 else 0.0
                 self.lp[group] = max(0.0, abs(window_slope(ts, [s for _, s in h])) - self.noise_z * se)
             return
-        if math.isnan(float(self.fast_avg[group])):
-            self.fast_avg[group] = self.slow_avg[group] = score
+        if not update_averages(self.fast_avg, self.slow_avg, group, score, self.fast, self.slow):
             # a first observation says nothing about progress; keep the group "untried"
             self.lp[group] = math.nan
             return
-        self.fast_avg[group] += self.fast * (score - self.fast_avg[group])
-        self.slow_avg[group] += self.slow * (score - self.slow_avg[group])
-        a, b = self.fast, self.slow
-        spread = a / (2 - a) + b / (2 - b) - 2 * a * b / (a + b - a * b)  # Var(fast - slow) / var, flat score
-        floor = self.noise_z * math.sqrt(max(0.0, var * spread))
+        floor = self.noise_z * math.sqrt(max(0.0, var * fast_slow_spread(self.fast, self.slow)))
         self.lp[group] = max(0.0, abs(float(self.fast_avg[group] - self.slow_avg[group])) - floor)
 
     def _filled_lp(self) -> Tensor:

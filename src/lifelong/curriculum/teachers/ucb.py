@@ -20,7 +20,8 @@ import torch
 from torch import Tensor
 
 from lifelong.curriculum.base import Feedback, PoolView
-from lifelong.curriculum.common import GroupSchedule, GroupScores, check, check_fraction, group_names
+from lifelong.curriculum.common import (GroupSchedule, GroupScores, check, check_fraction, group_names,
+                                        update_averages)
 from lifelong.curriculum.registry import SCHEDULES
 
 
@@ -74,11 +75,7 @@ class UCBTeacher(GroupSchedule):
         observed = self._scores.observe(feedback)
         for g, score in observed:
             self.pulls[g] += 1
-            if math.isnan(float(self.fast_avg[g])):
-                self.fast_avg[g] = self.slow_avg[g] = score
-            else:
-                self.fast_avg[g] += self.fast * (score - self.fast_avg[g])
-                self.slow_avg[g] += self.slow * (score - self.slow_avg[g])
+            update_averages(self.fast_avg, self.slow_avg, g, score, self.fast, self.slow)
         if observed:
             self.probs = self._compute_probs()
 
