@@ -35,7 +35,7 @@ import re
 import types
 import typing
 from pathlib import Path
-from typing import Any, Callable, Optional, Union
+from typing import Any, Callable, ClassVar, Optional, Union
 
 import yaml
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field, ValidationError, create_model, field_validator, model_validator
@@ -160,38 +160,41 @@ class Section(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
 
 
-class BenchmarkConfig(Section):
+class _Registered(Section):
+    """A section naming a registered object (``name``) with its ``params``,
+    both checked against the registry of ``_kind``; ``_supplied`` are the
+    arguments the library passes itself."""
+
+    _kind: ClassVar[str] = ""
+    _supplied: ClassVar[tuple[str, ...]] = ()
+
+    @field_validator("name", check_fields=False)
+    @classmethod
+    def _known(cls, v: str) -> str:
+        return _check_name(cls._kind, v)
+
+    @model_validator(mode="after")
+    def _params(self):
+        _check_params(self._kind, self.name, self.params, supplied=self._supplied)  # type: ignore[attr-defined]
+        return self
+
+
+class BenchmarkConfig(_Registered):
     """Which task stream to learn: a registered benchmark and its parameters."""
 
+    _kind: ClassVar[str] = "benchmark"
+    _supplied: ClassVar[tuple[str, ...]] = ("seed",)
     name: str = "split-digits"
     params: dict[str, Any] = Field(default_factory=dict)
 
-    @field_validator("name")
-    @classmethod
-    def _known(cls, v: str) -> str:
-        return _check_name("benchmark", v)
 
-    @model_validator(mode="after")
-    def _params(self) -> "BenchmarkConfig":
-        _check_params("benchmark", self.name, self.params, supplied=("seed",))
-        return self
-
-
-class ModelConfig(Section):
+class ModelConfig(_Registered):
     """Which network to train: a registered model factory and its parameters."""
 
+    _kind: ClassVar[str] = "model"
+    _supplied: ClassVar[tuple[str, ...]] = ("stream",)
     name: str = "mlp"
     params: dict[str, Any] = Field(default_factory=dict)
-
-    @field_validator("name")
-    @classmethod
-    def _known(cls, v: str) -> str:
-        return _check_name("model", v)
-
-    @model_validator(mode="after")
-    def _params(self) -> "ModelConfig":
-        _check_params("model", self.name, self.params, supplied=("stream",))
-        return self
 
 
 #: TrainConfig fields that live elsewhere in the YAML (top level, or ``evaluation``)
