@@ -37,6 +37,8 @@ def demo_config(seeds: int = 3, epochs: int = 3) -> dict[str, Any]:
         "strategy": list(DEMO_STRATEGIES),
         "seeds": list(range(seeds)),
         "device": "cpu",
+        # learning curves (every task assessed every 5 steps): the report's curves and steps to target
+        "evaluation": {"eval_every": 5},
     }
 
 
