@@ -80,9 +80,15 @@ def test_replay_by_review_schedule_reduces_forgetting(stream, naive):
                                          ("lwf", {"alpha": 5.0})])
 def test_regularisers_keep_weights_closer_to_the_first_task(stream, naive, name, params):
     c = CONSOLIDATORS.get(name)(**params)
-    result, _, drift, _ = run(stream, Recipe(name=name, consolidators=[c]))
+    result, _, drift, model = run(stream, Recipe(name=name, consolidators=[c]))
     assert drift < 0.8 * naive[2], f"{name}: drift {drift:.3f} vs naive {naive[2]:.3f}"
-    assert result.accuracy[1][0] >= naive[0].accuracy[1][0]
+    # and the first skill is kept better: its completion loss after the second task stays below naive's
+    # (exact-match accuracies after forgetting are near zero for both, too coarse to compare)
+    from lifelong.hf.objective import CausalLMObjective
+
+    obj = CausalLMObjective(stream)
+    kept, lost = obj.token_loss(model, stream[0]), obj.token_loss(naive[3], stream[0])
+    assert kept < lost, f"{name}: first-skill loss {kept:.3f} vs naive {lost:.3f}"
 
 
 def test_hft_trains_only_half_of_the_parameter_tensors(stream):
