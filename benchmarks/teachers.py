@@ -27,7 +27,6 @@ import statistics
 import time
 
 import torch
-from torch import nn
 
 from lifelong.curriculum import SCHEDULES
 from lifelong.data.examples import Examples

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import yaml
 
-from lifelong.config import (ExperimentConfig, apply_overrides, dump_yaml, load_config, parameters_of, read_yaml,
+from lifelong.config import (ExperimentConfig, apply_overrides, dump_yaml, load_config, read_yaml,
                              registry, validate)
 from lifelong.engine.config import TrainConfig
 from lifelong.errors import ConfigError

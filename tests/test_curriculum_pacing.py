@@ -1,6 +1,5 @@
 """Pacing functions and within-task data schedules against hand-computed values."""
 
-import math
 
 import pytest
 import torch

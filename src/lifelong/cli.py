@@ -289,7 +289,6 @@ def report(run_dirs: tuple[str, ...], out: str, by: str, title: str) -> None:
     A folder holding several runs (e.g. a compare --out folder) stands for all of them.
     """
     from lifelong.runs.report import write_report
-    from lifelong.runs.rundir import RunDir
 
     dirs: list[Path] = []
     for d in map(Path, run_dirs):

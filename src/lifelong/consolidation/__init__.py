@@ -20,7 +20,7 @@ All of them are model-agnostic: they run the model through
 only parameters with ``requires_grad``.
 """
 
-from lifelong.consolidation.base import Consolidator, snapshot
+from lifelong.consolidation.base import Consolidator
 from lifelong.consolidation.registry import CONSOLIDATORS
 from lifelong.consolidation import (  # noqa: F401  (each import registers its class)
     agem,
@@ -46,5 +46,5 @@ from lifelong.consolidation.lwf import LwF
 from lifelong.consolidation.online_ewc import OnlineEWC
 from lifelong.consolidation.si import SI
 
-__all__ = ["Consolidator", "CONSOLIDATORS", "snapshot", "AGEM", "DER", "DERPlusPlus", "EWC", "Freeze", "HFT",
+__all__ = ["Consolidator", "CONSOLIDATORS", "AGEM", "DER", "DERPlusPlus", "EWC", "Freeze", "HFT",
            "L2", "LwF", "OnlineEWC", "SI"]

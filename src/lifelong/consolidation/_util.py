@@ -8,6 +8,7 @@ import torch
 from torch import Tensor, nn
 
 from lifelong.data.examples import Examples
+from lifelong.engine.pool import task_examples
 
 if TYPE_CHECKING:  # pragma: no cover
     from lifelong.engine.context import Context
@@ -45,10 +46,7 @@ def quadratic(model: nn.Module, weight: dict[str, Tensor], anchor: dict[str, Ten
 def task_sample(ctx: "Context", n: int, seed: int) -> Examples:
     """Up to ``n`` seeded random training rows of the current task: the model's
     fields plus ``task`` (what the objective needs for masking)."""
-    train = ctx.task.train
-    cols = {f: train[f] for f in ctx.objective.model_fields}
-    cols["task"] = torch.full((train.size,), ctx.task.index, dtype=torch.long)
-    data = Examples(cols)
+    data = task_examples(ctx.task, ctx.objective.model_fields)
     if n and data.size > n:
         g = torch.Generator().manual_seed(int(seed))
         data = data.take(torch.randperm(data.size, generator=g)[:n])

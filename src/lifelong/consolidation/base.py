@@ -26,7 +26,6 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, ClassVar
 
-import torch
 from torch import Tensor
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -74,7 +73,3 @@ class Consolidator:
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.__dict__.update(state)
 
-
-def snapshot(model: torch.nn.Module, trainable_only: bool = True) -> dict[str, Tensor]:
-    """A detached copy of the model's (trainable) parameters."""
-    return {n: p.detach().clone() for n, p in model.named_parameters() if p.requires_grad or not trainable_only}

@@ -43,10 +43,6 @@ class Batch:
     def size(self) -> int:
         return self.data.size
 
-    @property
-    def new(self) -> Examples:
-        return self.data.take(slice(0, self.n_new)) if self.replay is not None else self.data
-
 
 @dataclass
 class Context:
@@ -80,6 +76,3 @@ class Context:
             return None
         idx = torch.randint(len(self.memory), (min(n, len(self.memory)),), generator=generator)
         return self.memory.examples.take(idx)
-
-    def trainable_parameters(self) -> list[tuple[str, nn.Parameter]]:
-        return [(n, p) for n, p in self.model.named_parameters() if p.requires_grad]

@@ -19,7 +19,6 @@ to the same numbers. Callbacks only observe.
 
 from __future__ import annotations
 
-import copy
 import math
 import random
 import signal
@@ -42,7 +41,7 @@ from lifelong.engine.config import Recipe, TrainConfig
 from lifelong.engine.context import Batch, Context
 from lifelong.engine.distributed import gather_feedback
 from lifelong.engine.objective import ClassificationObjective
-from lifelong.engine.pool import Pool
+from lifelong.engine.pool import Pool, task_examples
 from lifelong.engine.resources import PeakMemory
 from lifelong.engine.result import RunResult
 from lifelong.errors import LifelongError, TrainingError
@@ -242,7 +241,7 @@ def train_stream(
 
                 # -- 1. set up ------------------------------------------------------------
                 if recipe.pool == "memory" and not resuming:
-                    memory.add(_memory_data(task, objective), ctx)
+                    memory.add(task_examples(task, objective.model_fields), ctx)
                 if recipe.reinit and not resuming:
                     _reinitialise(model)
                 if hasattr(model, "adapt"):
@@ -394,7 +393,7 @@ def train_stream(
                     c.after_task(ctx)
                 if memory is not None and recipe.pool != "memory":
                     extras = _extras_fn(consolidators, ctx) if memory_fields else None
-                    memory.add(_memory_data(task, objective), ctx, extras)
+                    memory.add(task_examples(task, objective.model_fields), ctx, extras)
                 result.task_seconds.append(seconds)
                 result.task_peak_memory.append(peak.peak())
                 result.task_steps.append(ctx.step)
@@ -428,12 +427,6 @@ def train_stream(
 def _params_changed(optimizer: torch.optim.Optimizer, model: nn.Module) -> bool:
     in_opt = {id(p) for g in optimizer.param_groups for p in g["params"]}
     return in_opt != {id(p) for p in model.parameters() if p.requires_grad}
-
-
-def _memory_data(task: Task, objective) -> Examples:
-    cols = {f: task.train[f] for f in objective.model_fields}
-    cols["task"] = torch.full((task.train.size,), task.index, dtype=torch.long)
-    return Examples(cols)
 
 
 def _extras_fn(consolidators, ctx: Context):
@@ -522,11 +515,3 @@ def _log_schedules(result: RunResult, curriculum, review, ctx: Context) -> None:
         row.update({f"review/{k}": v for k, v in review.log().items()})
     if row:
         result.schedule_log.append({"step": ctx.global_step, "task": ctx.task_index, **row})
-
-
-def copy_model(model: nn.Module) -> nn.Module:
-    """A frozen, detached copy (for LwF teachers and similar)."""
-    twin = copy.deepcopy(model)
-    for p in twin.parameters():
-        p.requires_grad_(False)
-    return twin.eval()

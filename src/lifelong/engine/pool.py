@@ -15,6 +15,21 @@ from lifelong.data.examples import Examples
 from lifelong.data.task import Task
 
 
+def task_examples(task: Task, fields: tuple[str, ...]) -> Examples:
+    """A task's training rows as the model sees them: ``fields`` (the objective's
+    ``model_fields``) plus a ``task`` column holding the task's index. What
+    pools draw from, what memory stores, what consolidators sample."""
+    ex = task.train
+    missing = [f for f in fields if f not in ex]
+    if missing:
+        from lifelong.errors import DataError
+
+        raise DataError(f"task '{task.name}' training data lacks field(s) {missing}; it has {sorted(ex)}.")
+    cols = {f: ex[f] for f in fields}
+    cols["task"] = torch.full((ex.size,), task.index, dtype=torch.long)
+    return Examples(cols)
+
+
 class Pool:
     def __init__(self, tasks: list[Task], fields: tuple[str, ...], device: torch.device,
                  memory_examples: Examples | None = None):
@@ -25,17 +40,7 @@ class Pool:
             parts = [memory_examples.without(*[k for k in memory_examples if k not in (*fields, "task")])]
             groups = memory_examples["task"].long()
         else:
-            parts = []
-            for t in tasks:
-                ex = t.train
-                missing = [f for f in fields if f not in ex]
-                if missing:
-                    from lifelong.errors import DataError
-
-                    raise DataError(f"task '{t.name}' training data lacks field(s) {missing}; it has {sorted(ex)}.")
-                cols = {f: ex[f] for f in fields}
-                cols["task"] = torch.full((ex.size,), t.index, dtype=torch.long)
-                parts.append(Examples(cols))
+            parts = [task_examples(t, fields) for t in tasks]
             groups = torch.cat([torch.full((p.size,), g, dtype=torch.long) for g, p in enumerate(parts)])
         self.parts = [p.to(device) for p in parts]
         sizes = torch.tensor([p.size for p in self.parts])

@@ -78,7 +78,6 @@ class LoRAPerTask(Consolidator):
         return self.kept + ([self.current] if self.current else [])
 
     def before_task(self, ctx: "Context") -> None:
-        peft = require("peft", "llm", "The lora consolidator")
         name = f"task{ctx.task_index}"
         self._inject(ctx, name)
         self.current = name
