@@ -190,38 +190,16 @@ def train_stream(
     memory_fields = tuple(dict.fromkeys(f for c in consolidators for f in c.memory_fields))
 
     result = RunResult(task_names=stream.task_names)
-    start_phase, start_step, global_step = 0, 0, 0
+    start_phase, start_step = (resume["phase"], resume["step"]) if resume is not None else (0, 0)
+    ctx = Context(model=model, stream=stream, task=stream[phases[min(start_phase, len(phases) - 1)][-1]],
+                  objective=objective, config=cfg, device=device, memory=memory)
     t_run = time.perf_counter()
     if resume is not None:
-        result = RunResult.from_dict(resume["result"])
-        start_phase, start_step, global_step = resume["phase"], resume["step"], resume["global_step"]
-        if hasattr(model, "adapt"):  # a grown head must exist before its weights load
-            model.adapt(sorted({c for t in stream.tasks[:max(1, start_phase)] for c in t.classes}))
-        ctx0 = Context(model=model, stream=stream, task=stream[phases[min(start_phase, len(phases) - 1)][-1]],
-                       objective=objective, config=cfg, device=device, memory=memory)
-        for c, s in zip(consolidators, resume["consolidators"]):
-            c.restore_structure(ctx0, s)
-        try:
-            model.load_state_dict(resume["model"])
-        except RuntimeError:
-            # A mid-task checkpoint may hold modules a consolidator adds in
-            # before_task (LoRA adapters): its weights load after the set-up.
-            if start_step == 0:
-                raise
-        model.to(device)
-        if memory is not None and resume.get("memory") is not None:
-            memory.load_state_dict(resume["memory"])
-        for c, s in zip(consolidators, resume["consolidators"]):
-            c.load_state_dict(s)
-        if start_step == 0:
-            _set_rng_state(resume["rng"])
-        result.notes.append(f"resumed at task {start_phase} step {start_step}")
+        result = _restore_run(resume, ctx, consolidators)
         t_run -= result.wall_seconds
     else:
         result.baseline = evaluate_tasks(model, objective, stream.tasks, device, cfg.eval_batch_size, baseline=True)
 
-    ctx = Context(model=model, stream=stream, task=stream[phases[min(start_phase, len(phases) - 1)][-1]],
-                  objective=objective, config=cfg, device=device, memory=memory, global_step=global_step)
     for cb in callbacks:
         cb.on_stream_start(ctx, result)
 
@@ -420,6 +398,37 @@ def train_stream(
     result.wall_seconds = time.perf_counter() - t_run
     for cb in callbacks:
         cb.on_stream_end(ctx, result)
+    return result
+
+
+# ----------------------------------------------------------------------------- resume
+def _restore_run(resume: dict[str, Any], ctx: Context, consolidators: list) -> RunResult:
+    """Restore what a checkpoint holds beyond the current task: results so far,
+    the model (grown head, modules consolidators added), memory, consolidator
+    state and, for a task-end checkpoint, the RNGs. The task's own state
+    (optimiser, schedules, samplers) is restored after the task's set-up."""
+    model, start_phase, start_step = ctx.model, resume["phase"], resume["step"]
+    result = RunResult.from_dict(resume["result"])
+    ctx.global_step = resume["global_step"]
+    if hasattr(model, "adapt"):  # a grown head must exist before its weights load
+        model.adapt(sorted({c for t in ctx.stream.tasks[:max(1, start_phase)] for c in t.classes}))
+    for c, s in zip(consolidators, resume["consolidators"]):
+        c.restore_structure(ctx, s)
+    try:
+        model.load_state_dict(resume["model"])
+    except RuntimeError:
+        # A mid-task checkpoint may hold modules a consolidator adds in
+        # before_task (LoRA adapters): its weights load after the set-up.
+        if start_step == 0:
+            raise
+    model.to(ctx.device)
+    if ctx.memory is not None and resume.get("memory") is not None:
+        ctx.memory.load_state_dict(resume["memory"])
+    for c, s in zip(consolidators, resume["consolidators"]):
+        c.load_state_dict(s)
+    if start_step == 0:
+        _set_rng_state(resume["rng"])
+    result.notes.append(f"resumed at task {start_phase} step {start_step}")
     return result
 
 
