@@ -112,6 +112,16 @@ def _reinitialise(model: nn.Module) -> None:
             m.reset_parameters()
 
 
+def _probe(result: RunResult, objective, model: nn.Module, stream: Stream, device: torch.device,
+           batch_size: int) -> None:
+    """Append the objective's probes (if it has any) for the current model."""
+    probes = getattr(objective, "probes", None)
+    if probes is None:
+        return
+    for name, value in probes(model, stream, device, batch_size).items():
+        result.probes.setdefault(name, []).append(float(value))
+
+
 def evaluate_tasks(model: nn.Module, objective, tasks: Iterable[Task], device: torch.device,
                    batch_size: int, baseline: bool = False) -> list[float]:
     return [objective.evaluate(model, t, device, batch_size, baseline=baseline) for t in tasks]
@@ -199,6 +209,7 @@ def train_stream(
         t_run -= result.wall_seconds
     else:
         result.baseline = evaluate_tasks(model, objective, stream.tasks, device, cfg.eval_batch_size, baseline=True)
+        _probe(result, objective, model, stream, device, cfg.eval_batch_size)
 
     for cb in callbacks:
         cb.on_stream_start(ctx, result)
@@ -377,6 +388,7 @@ def train_stream(
                 result.task_steps.append(ctx.step)
                 row = evaluate_tasks(model, objective, stream.tasks, device, cfg.eval_batch_size)
                 result.accuracy.append(row)
+                _probe(result, objective, model, stream, device, cfg.eval_batch_size)
                 result.row_tasks.append(list(range(stream[phases[phase][-1]].index + 1))
                                         if recipe.pool != "joint" else list(range(len(stream))))
                 _log_schedules(result, curriculum, review if review_on else None, ctx)

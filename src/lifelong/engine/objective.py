@@ -38,6 +38,10 @@ class Objective(Protocol):
     def evaluate(self, model: nn.Module, task: Task, device: torch.device, batch_size: int,
                  baseline: bool = False) -> float: ...
 
+    # Optional: ``probes(model, stream, device, batch_size) -> dict[str, float]``,
+    # measurements beyond task accuracy taken before training and after each
+    # task (the causal-LM objective reports perplexity on held-out general text).
+
 
 class ClassificationObjective:
     """Cross-entropy classification under the task-, domain- or class-incremental scenario.

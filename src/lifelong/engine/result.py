@@ -22,6 +22,9 @@ class RunResult:
     row_tasks: list[list[int]] = field(default_factory=list)
     #: accuracy of the untrained model on each task (b_j, for forward transfer)
     baseline: list[float] = field(default_factory=list)
+    #: probes[name][k]: a scalar measured beyond task accuracy (e.g. ``general_perplexity``
+    #: of a language model on held-out general text): k = 0 before training, k = i + 1 after row i
+    probes: dict[str, list[float]] = field(default_factory=dict)
     #: learning curves: {"step", "task" (being trained), "eval_task", "accuracy"} every eval_every steps
     curves: list[dict[str, Any]] = field(default_factory=list)
     #: training loss: {"step", "task", "loss"} (every log_every steps)

@@ -84,14 +84,16 @@ def problems(skill: str, n: int, levels: Sequence[int], split: str, rng: random.
 @BENCHMARKS.register("arithmetic-skills")
 def arithmetic_skills(seed: int = 0, skills: Sequence[str] = ("add", "sub", "mul"), max_digits: int = 2,
                       min_digits: int = 1, train_size: int = 1000, test_size: int = 200,
-                      test_share: float = 0.2, reverse_answer: bool = False) -> Stream:
+                      test_share: float = 0.2, reverse_answer: bool = False, general_size: int = 200) -> Stream:
     """Generated arithmetic skills (add, sub, mul) as prompt/completion tasks, one task per skill.
 
     Parameters: ``skills`` (order = teaching order; any of add, sub, mul),
     ``min_digits``..``max_digits`` (difficulty levels, equally represented),
     ``train_size`` / ``test_size`` examples per task, ``test_share`` of all
     problems reserved for testing, ``reverse_answer`` (answers written
-    least-significant digit first).
+    least-significant digit first), ``general_size`` held-out problems of
+    every skill (taught or not) whose perplexity measures general arithmetic
+    ability after each task (0 = none).
     """
     skills = [skills] if isinstance(skills, str) else list(skills)
     bad = [s for s in skills if s not in SKILLS]
@@ -103,6 +105,8 @@ def arithmetic_skills(seed: int = 0, skills: Sequence[str] = ("add", "sub", "mul
         raise ConfigError(f"arithmetic-skills: need 1 <= min_digits <= max_digits <= 9; got {min_digits}, {max_digits}.")
     if int(train_size) < 1 or int(test_size) < 1:
         raise ConfigError(f"arithmetic-skills: train_size and test_size must be >= 1; got {train_size}, {test_size}.")
+    if int(general_size) < 0:
+        raise ConfigError(f"arithmetic-skills: general_size must be >= 0; got {general_size}.")
     if not 0.0 < float(test_share) < 1.0:
         raise ConfigError(f"arithmetic-skills: test_share must be in (0, 1); got {test_share}.")
     levels = list(range(int(min_digits), int(max_digits) + 1))
@@ -128,6 +132,15 @@ def arithmetic_skills(seed: int = 0, skills: Sequence[str] = ("add", "sub", "mul
                 "test_prompts": tep, "test_completions": tec,
                 "params": [float(list(SKILLS).index(skill))]}
         tasks.append(Task(skill, train, test, (), info))
+    # held-out general text: test-side problems of every skill, from their own random stream
+    general: list[str] = []
+    if int(general_size):
+        rng = random.Random(f"arithmetic-skills/{seed}/general")
+        per = -(-int(general_size) // len(SKILLS))
+        for skill in SKILLS:
+            gp, gc, _ = problems(skill, per, levels, "test", rng, test_share, reverse_answer)
+            general += [p + c for p, c in zip(gp, gc)]
+        general = general[: int(general_size)]
     return Stream("arithmetic-skills", tasks, scenario="domain", kind="lm",
                   info={"tokenizer": tok, "max_length": width, "reverse_answer": bool(reverse_answer),
-                        "seed": int(seed)})
+                        "seed": int(seed), "general_texts": general})

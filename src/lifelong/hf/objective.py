@@ -173,6 +173,20 @@ class CausalLMObjective:
             ex = encode_pairs(self.tokenizer, [""] * len(texts), texts, max_length=max_length, source="perplexity texts")
         return math.exp(self.token_loss(model, ex, device, batch_size))
 
+    def probes(self, model: nn.Module, stream: Stream, device: torch.device | str = "cpu",
+               batch_size: int = 64) -> dict[str, float]:
+        """Measurements beyond task accuracy, taken before training and after
+        each task: ``general_perplexity`` on the stream's held-out general text
+        (``stream.info["general_texts"]``), when it has some."""
+        texts = stream.info.get("general_texts") or []
+        if not texts:
+            return {}
+        key = id(texts)
+        if getattr(self, "_general_key", None) != key:  # encode once per stream
+            self._general = encode_pairs(self.tokenizer, [""] * len(texts), list(texts), source="general text")
+            self._general_key = key
+        return {"general_perplexity": self.perplexity(model, self._general, device, batch_size)}
+
     @torch.no_grad()
     def generate(self, model: nn.Module, prompts: Sequence[str], max_new_tokens: int = 16,
                  device: torch.device | str = "cpu") -> list[str]:

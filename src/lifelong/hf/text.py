@@ -157,13 +157,15 @@ def text_stream(seed: int = 0, path: str | Sequence[str] | None = None, dataset:
                 text_field: str | None = None, task_field: str | None = "task", difficulty_field: str | None = None,
                 tasks: Sequence[str] | None = None, tokenizer: Any = "char", max_length: int = 256,
                 test_fraction: float = 0.2, max_rows: int | None = None, encoding: str = "utf-8",
-                name: str = "text") -> Stream:
+                name: str = "text", general_text: str | None = None) -> Stream:
     """Text tasks (prompt/completion or plain text) from local files or a Hugging Face dataset.
 
     Give ``path`` (one file or a list; without a task column each file is one
     task) or ``dataset`` (a Hub name; ``split``/``test_split``). ``tasks``
     selects and orders the tasks by name. ``tokenizer`` is 'char' or a
-    transformers tokenizer name/path (use the model's own).
+    transformers tokenizer name/path (use the model's own). ``general_text``
+    is a plain-text file of held-out general text (one passage per non-empty
+    line) whose perplexity is measured before training and after each task.
     """
     if (path is None) == (dataset is None):
         raise ConfigError("text benchmark: give exactly one of path (local files) or dataset (a Hugging Face name).")
@@ -224,5 +226,23 @@ def text_stream(seed: int = 0, path: str | Sequence[str] | None = None, dataset:
         info = {"skill": t, "train_texts": [r[0] + r[1] for r in tr], "test_texts": [r[0] + r[1] for r in te],
                 "train_prompts": [r[0] for r in tr], "train_completions": [r[1] for r in tr]}
         out_tasks.append(Task(t, parts["train"], parts["test"], (), info))
+    general = _general_texts(general_text, encoding) if general_text is not None else []
     return Stream(name, out_tasks, scenario="domain", kind="lm",
-                  info={"tokenizer": tok, "max_length": width, "source": str(dataset or path)})
+                  info={"tokenizer": tok, "max_length": width, "source": str(dataset or path),
+                        "general_texts": general})
+
+
+def _general_texts(path: str, encoding: str) -> list[str]:
+    """Non-empty lines of a held-out general-text file, with clear errors."""
+    p = Path(path)
+    if not p.is_file():
+        raise DataError(f"text benchmark: general_text file '{p}' does not exist; give a plain-text file "
+                        "with one passage per line.")
+    try:
+        lines = [ln.strip() for ln in p.read_text(encoding=encoding).splitlines() if ln.strip()]
+    except UnicodeDecodeError as exc:
+        raise DataError(f"text benchmark: general_text file '{p}' is not valid {encoding} "
+                        f"(byte {exc.start}); re-save it as {encoding} or set encoding.") from None
+    if not lines:
+        raise DataError(f"text benchmark: general_text file '{p}' is empty; give at least one passage.")
+    return lines

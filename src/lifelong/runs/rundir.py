@@ -71,6 +71,7 @@ RESULT_KEYS = (
     "task_steps",
     "complete",
     "notes",
+    "probes",
 )
 #: metrics.json keys derived from the result by :meth:`RunDir.write_result`
 DERIVED_KEYS = SUMMARY_KEYS + ("per_task_forgetting", "per_task_plasticity", "average_accuracy_curve", "learning_curve_area")
@@ -214,7 +215,12 @@ def result_metrics(result: RunResult) -> dict[str, Any]:
         task_steps=[int(s) for s in result.task_steps],
         complete=bool(result.complete),
         notes=list(result.notes),
+        probes={k: [_cell(v) for v in vals] for k, vals in result.probes.items()},
     )
+    # probes in readable form (shown by the report's "other metrics"): before training and after each task
+    for name, vals in result.probes.items():
+        if name not in out and vals:
+            out[name] = {"before": _cell(vals[0]), "after_task": [_cell(v) for v in vals[1:]]}
     return out
 
 
@@ -346,6 +352,7 @@ def load_run(path: PathLike) -> tuple[dict[str, Any], RunResult, dict[str, Any]]
         wall_seconds=float(metrics.get("wall_seconds") or 0.0),
         complete=bool(metrics.get("complete", False)),
         notes=list(metrics.get("notes", [])),
+        probes={k: list(v) for k, v in (metrics.get("probes") or {}).items()},
     )
     summary = {k: v for k, v in metrics.items() if k not in RESULT_KEYS}
     return config, result, summary
