@@ -81,7 +81,8 @@ def _flag_overrides(**flags: Any) -> list[str]:
     mapping = {"benchmark": "benchmark.name", "model": "model.name", "strategy": "strategy", "epochs": "train.epochs",
                "steps": "train.steps", "lr": "train.lr", "batch_size": "train.batch_size", "seed": "seed",
                "device": "device", "checkpoint_every": "train.checkpoint_every",
-               "eval_every": "evaluation.eval_every"}
+               "eval_every": "evaluation.eval_every", "curriculum": "curriculum.name",
+               "scorer": "curriculum.scorer", "review": "review.name"}
     out = []
     for key, value in flags.items():
         if value is not None:
@@ -167,6 +168,9 @@ _common_flags = [
     click.option("--benchmark", default=None, help="benchmark.name"),
     click.option("--model", default=None, help="model.name"),
     click.option("--strategy", default=None, help="strategy (a name, or a+b to compose)"),
+    click.option("--curriculum", default=None, help="curriculum.name: a schedule (uniform, linear, self-paced...)"),
+    click.option("--scorer", default=None, help="curriculum.scorer: a difficulty scorer (given, loss, transfer...)"),
+    click.option("--review", default=None, help="review.name: a review schedule (replay, spaced-review...)"),
     click.option("--epochs", default=None, type=int, help="train.epochs"),
     click.option("--steps", default=None, type=int, help="train.steps (per task; replaces epochs)"),
     click.option("--lr", default=None, type=float, help="train.lr"),
