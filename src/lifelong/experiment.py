@@ -141,6 +141,23 @@ class RunLog(Callback):
         self.write(f"stream ended: complete={result.complete}, {result.wall_seconds:.1f} s")
 
 
+class ScoreCache(Callback):
+    """Keeps the curriculum's difficulty scores with the run: one CSV per
+    computation, ``scores/task<T>-step<S>.csv`` (T = task number within the
+    run, S = step within the task), columns ``pool_index, task, difficulty``."""
+
+    def __init__(self, folder: Path):
+        self.folder = folder
+
+    def on_scores(self, ctx, difficulty, tasks) -> None:
+        from lifelong.runs.io import write_text_atomic
+
+        self.folder.mkdir(parents=True, exist_ok=True)
+        lines = ["pool_index,task,difficulty"]
+        lines += [f"{i},{t},{d:.6g}" for i, (t, d) in enumerate(zip(tasks.tolist(), difficulty.tolist()))]
+        write_text_atomic(self.folder / f"task{ctx.task_index}-step{ctx.step}.csv", "\n".join(lines) + "\n")
+
+
 # ----------------------------------------------------------------------------- one run
 
 
@@ -235,7 +252,7 @@ def run_experiment(
             rd.write_result(partial)
             log.write(f"checkpoint after task {state['phase']} (run step {state['global_step']})")
 
-    cbs: list[Callback] = [log, *callbacks]
+    cbs: list[Callback] = [log, ScoreCache(rd.path / "scores"), *callbacks]
     trackers = _trackers(cfg, rd.path)
     cbs.extend(trackers)
     if progress:

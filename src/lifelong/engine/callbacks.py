@@ -8,6 +8,8 @@ import time
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # pragma: no cover
+    from torch import Tensor
+
     from lifelong.engine.context import Context
     from lifelong.engine.result import RunResult
 
@@ -24,6 +26,10 @@ class Callback:
 
     def on_task_end(self, ctx: "Context", row: list[float]) -> None:
         pass
+
+    def on_scores(self, ctx: "Context", difficulty: "Tensor", tasks: "Tensor") -> None:
+        """Difficulty scores of the study pool were computed (task start) or
+        refreshed: one score per pool item, ``tasks`` the task index of each."""
 
     def on_stream_end(self, ctx: "Context", result: "RunResult") -> None:
         pass

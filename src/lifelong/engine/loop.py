@@ -253,6 +253,8 @@ def train_stream(
                 task_seed = cfg.seed * 100_003 + phase
                 if curriculum.needs_difficulty or recipe.scorer is not None:
                     view.difficulty = _difficulty(recipe.scorer, pool_tasks, ctx, resume if resuming else None)
+                    for cb in callbacks:
+                        cb.on_scores(ctx, view.difficulty, pool.item_tasks())
                 curriculum.start(view, total, seed=task_seed)
                 sampler = ScheduleSampler(curriculum, cfg.batch_size, seed=task_seed)
                 review_on = review is not None and memory is not None and len(memory) > 0
@@ -358,6 +360,8 @@ def train_stream(
                             and ctx.step % recipe.scorer.refresh_every == 0:
                         view.difficulty = _difficulty(recipe.scorer, pool_tasks, ctx, None)
                         curriculum.refresh_difficulty(view.difficulty)
+                        for cb in callbacks:
+                            cb.on_scores(ctx, view.difficulty, pool.item_tasks())
                     if cfg.log_every and ctx.step % cfg.log_every == 0:
                         result.losses.append({"step": ctx.global_step, "task": phase, "loss": value})
                         _log_schedules(result, curriculum, review if review_on else None, ctx)

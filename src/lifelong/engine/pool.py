@@ -66,6 +66,10 @@ class Pool:
         inv[perm] = torch.arange(len(perm))
         return out.take(inv.to(self.device))
 
+    def item_tasks(self) -> Tensor:
+        """The task index of every pool item (in pool order)."""
+        return torch.cat([p["task"].cpu() for p in self.parts])
+
     def view(self, difficulty: Tensor | None = None, num_groups: int | None = None,
              group_names: list[str] | None = None) -> PoolView:
         names = group_names if group_names is not None else [t.name for t in self.tasks]
