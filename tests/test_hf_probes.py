@@ -24,12 +24,17 @@ def stream():
                                                skills=["add", "mul"], general_size=30)
 
 
-def test_general_text_is_held_out_and_covers_every_skill(stream):
-    general = stream.info["general_texts"]
-    assert len(general) == 30
-    assert {op for text in general for op in "+-*" if op in text} == {"+", "-", "*"}  # sub too, never taught
+def test_general_problems_are_held_out_and_cover_every_skill(stream):
+    prompts, answers = stream.info["general_pairs"]
+    assert len(prompts) == len(answers) == 30
+    assert {op for p in prompts for op in "+-*" if op in p} == {"+", "-", "*"}  # sub too, never taught
     trained = {t for task in stream.tasks for t in task.info["train_texts"]}
-    assert not set(general) & trained
+    assert not {p + a for p, a in zip(prompts, answers)} & trained
+    ops = {"+": int.__add__, "-": int.__sub__, "*": int.__mul__}
+    for p, a in zip(prompts, answers):  # every answer is right
+        op = next(o for o in ops if o in p)
+        x, y = p.rstrip("=").split(op)
+        assert ops[op](int(x), int(y)) == int(a)
 
 
 def test_loop_records_perplexity_before_and_after_each_task(stream, tmp_path):
@@ -39,8 +44,12 @@ def test_loop_records_perplexity_before_and_after_each_task(stream, tmp_path):
     ppl = result.probes["general_perplexity"]
     assert len(ppl) == 1 + len(result.accuracy) == 3
     assert all(math.isfinite(p) and p > 1.0 for p in ppl)
-    # the last value is the final model's perplexity on exactly those texts
-    direct = CausalLMObjective(stream).perplexity(model, stream.info["general_texts"])
+    # the last value is the final model's perplexity on exactly those answers
+    from lifelong.hf.encoding import encode_pairs
+
+    prompts, answers = stream.info["general_pairs"]
+    obj = CausalLMObjective(stream)
+    direct = obj.perplexity(model, encode_pairs(obj.tokenizer, prompts, answers))
     assert direct == pytest.approx(ppl[-1], rel=1e-5)
     # kept with the run, and shown by the report
     RunDir(tmp_path / "run").write_result(result)

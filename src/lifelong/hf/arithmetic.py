@@ -92,8 +92,8 @@ def arithmetic_skills(seed: int = 0, skills: Sequence[str] = ("add", "sub", "mul
     ``train_size`` / ``test_size`` examples per task, ``test_share`` of all
     problems reserved for testing, ``reverse_answer`` (answers written
     least-significant digit first), ``general_size`` held-out problems of
-    every skill (taught or not) whose perplexity measures general arithmetic
-    ability after each task (0 = none).
+    every skill (taught or not) whose answers' perplexity measures general
+    arithmetic ability before training and after each task (0 = none).
     """
     skills = [skills] if isinstance(skills, str) else list(skills)
     bad = [s for s in skills if s not in SKILLS]
@@ -132,15 +132,19 @@ def arithmetic_skills(seed: int = 0, skills: Sequence[str] = ("add", "sub", "mul
                 "test_prompts": tep, "test_completions": tec,
                 "params": [float(list(SKILLS).index(skill))]}
         tasks.append(Task(skill, train, test, (), info))
-    # held-out general text: test-side problems of every skill, from their own random stream
-    general: list[str] = []
+    # held-out general problems: test-side problems of every skill (taught or not), from their
+    # own random stream; their answers' perplexity measures general arithmetic ability
+    general_prompts: list[str] = []
+    general_answers: list[str] = []
     if int(general_size):
         rng = random.Random(f"arithmetic-skills/{seed}/general")
         per = -(-int(general_size) // len(SKILLS))
         for skill in SKILLS:
             gp, gc, _ = problems(skill, per, levels, "test", rng, test_share, reverse_answer)
-            general += [p + c for p, c in zip(gp, gc)]
-        general = general[: int(general_size)]
+            general_prompts += gp
+            general_answers += gc
+        general_prompts = general_prompts[: int(general_size)]
+        general_answers = general_answers[: int(general_size)]
     return Stream("arithmetic-skills", tasks, scenario="domain", kind="lm",
                   info={"tokenizer": tok, "max_length": width, "reverse_answer": bool(reverse_answer),
-                        "seed": int(seed), "general_texts": general})
+                        "seed": int(seed), "general_pairs": (general_prompts, general_answers)})

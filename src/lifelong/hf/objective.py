@@ -176,14 +176,21 @@ class CausalLMObjective:
     def probes(self, model: nn.Module, stream: Stream, device: torch.device | str = "cpu",
                batch_size: int = 64) -> dict[str, float]:
         """Measurements beyond task accuracy, taken before training and after
-        each task: ``general_perplexity`` on the stream's held-out general text
-        (``stream.info["general_texts"]``), when it has some."""
+        each task: ``general_perplexity`` on the stream's held-out general
+        material, when it has some: ``stream.info["general_texts"]`` (plain
+        text, every token scored: the usual measure for pretrained models) or
+        ``stream.info["general_pairs"]`` (prompts, completions: only the
+        completions scored, e.g. held-out problems of every arithmetic skill)."""
         texts = stream.info.get("general_texts") or []
-        if not texts:
+        prompts, answers = stream.info.get("general_pairs") or ([], [])
+        if not texts and not answers:
             return {}
-        key = id(texts)
+        key = (id(texts), id(answers))
         if getattr(self, "_general_key", None) != key:  # encode once per stream
-            self._general = encode_pairs(self.tokenizer, [""] * len(texts), list(texts), source="general text")
+            if texts:
+                self._general = encode_pairs(self.tokenizer, [""] * len(texts), list(texts), source="general text")
+            else:
+                self._general = encode_pairs(self.tokenizer, list(prompts), list(answers), source="general problems")
             self._general_key = key
         return {"general_perplexity": self.perplexity(model, self._general, device, batch_size)}
 
