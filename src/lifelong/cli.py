@@ -223,10 +223,9 @@ def run(config: str | None, out: str | None, resume: str | None, overwrite: bool
             raise ConfigError(f"--resume {resume} and --out {out} name different folders; give one.")
         if overwrite:
             raise ConfigError("--resume and --overwrite contradict each other: pass one.")
-        cfg = _load(config, extra) if (config or extra) else None
-        if cfg is not None and extra and not config:
-            raise ConfigError("overrides cannot change a resumed run; it continues with its stored config.yaml.")
-        result, metrics = run_experiment(cfg, run_dir, resume=True, progress=not quiet, console=console)
+        cfg = _load(config, extra) if config else None
+        result, metrics = run_experiment(cfg, run_dir, resume=True, progress=not quiet, console=console,
+                                         resume_overrides=extra if not config else ())
     else:
         if not config:
             raise ConfigError("give a CONFIG.yaml (see examples/), or --resume RUN_DIR to continue a run.")

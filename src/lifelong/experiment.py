@@ -27,12 +27,12 @@ import time
 import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Any, Callable, Iterable, Sequence
 
 from lifelong.config import ExperimentConfig, validate
 from lifelong.engine.callbacks import Callback
 from lifelong.engine.result import RunResult
-from lifelong.errors import ConfigError, LifelongError
+from lifelong.errors import ConfigError, LifelongError, TrainingError
 
 CHECKPOINT = "last.pt"
 
@@ -192,12 +192,14 @@ def run_experiment(
     callbacks: Iterable[Callback] = (),
     index_root: str | os.PathLike | None = None,
     console: Any = None,
+    resume_overrides: Sequence[str] = (),
 ) -> tuple[RunResult, dict[str, Any]]:
     """Run one experiment into ``out_dir`` (default: ``config.out``); return ``(result, metrics)``.
 
     ``resume=True`` continues the run in ``out_dir`` from its stored
     ``config.yaml`` and last checkpoint (``config`` must then match the stored
-    one, or be None). ``overwrite=True`` deletes an existing run folder first.
+    one, or be None); ``resume_overrides`` (``train.lr=...``,
+    ``train.grad_clip=...``) change those settings for the rest of the run. ``overwrite=True`` deletes an existing run folder first.
     The run is registered in ``<index_root>/index.sqlite`` (default: the
     folder that holds the run). ``metrics`` is the content of ``metrics.json``.
     """
@@ -220,6 +222,8 @@ def run_experiment(
     checkpoint_state = None
     if resume:
         cfg = _stored_config(out_path, cfg)
+        if resume_overrides:
+            cfg = _resume_overrides(cfg, resume_overrides)
         rd = RunDir(out_path, resume=True)
         checkpoint_state = _load_checkpoint(rd.path / "checkpoints" / CHECKPOINT)
     else:
@@ -230,13 +234,15 @@ def run_experiment(
         rd = RunDir(out_path, overwrite=overwrite)
     cfg = cfg.model_copy(update={"out": str(rd.path)})
     resolved = cfg.resolved()
-    if not resume:
+    if not resume or resume_overrides:
         rd.write_config(resolved)
     root = Path(index_root) if index_root is not None else rd.path.resolve().parent
     log = RunLog(rd.log_path)
     where = f" from task {checkpoint_state['phase']} step {checkpoint_state['step']}" if checkpoint_state else ""
     log.write(("resuming" if resume else "starting") + f" run {rd.name}{where}: strategy {cfg.strategy_label}, "
               f"benchmark {cfg.benchmark.name}, seed {cfg.seed}")
+    if resume and resume_overrides:
+        log.write(f"resumed with changed settings: {', '.join(resume_overrides)} (config.yaml updated)")
     _index(register_run, root, rd.path, resolved, status="running", name=rd.name, log=log)
 
     if checkpoint_state is not None and checkpoint_state.get("result", {}).get("complete"):
@@ -275,8 +281,10 @@ def run_experiment(
         else:
             _index(update_run, root, rd.path, status="stopped" if stopped else "failed", log=log)
         what = "interrupted by the user" if stopped else f"{type(exc).__name__}: {exc}"
-        log.write(f"run stopped ({what}); results so far are in {rd.metrics_path.name}; "
-                  f"continue with: lifelong run --resume {rd.path}")
+        hint = f"lifelong run --resume {rd.path}"
+        if isinstance(exc, TrainingError):  # diverged: continue from the last good step more gently
+            hint += f" --lr {cfg.train.lr / 10:g} (or --set train.grad_clip=1.0)"
+        log.write(f"run stopped ({what}); results so far are in {rd.metrics_path.name}; continue with: {hint}")
         if not stopped and not isinstance(exc, LifelongError):
             log.write("traceback:\n" + "".join(traceback.format_exception(exc)))
         for t in trackers:
@@ -295,6 +303,21 @@ def run_experiment(
 def resume_experiment(run_dir: str | os.PathLike, **kwargs: Any) -> tuple[RunResult, dict[str, Any]]:
     """Continue the run in ``run_dir`` from its ``config.yaml`` and last checkpoint."""
     return run_experiment(None, run_dir, resume=True, **kwargs)  # type: ignore[arg-type]
+
+
+#: settings a resumed run may change: what it takes to get past a diverged (NaN) step
+RESUMABLE_OVERRIDES = ("train.lr", "train.grad_clip")
+
+
+def _resume_overrides(stored: ExperimentConfig, overrides: Sequence[str]) -> ExperimentConfig:
+    from lifelong.config import apply_overrides
+
+    bad = [o for o in overrides if o.split("=", 1)[0].strip() not in RESUMABLE_OVERRIDES]
+    if bad:
+        raise ConfigError(f"a resumed run continues with its stored config.yaml; only "
+                          f"{' and '.join(RESUMABLE_OVERRIDES)} may change (e.g. after a NaN loss), not "
+                          f"{', '.join(bad)}. Start a new run for other changes.")
+    return validate(apply_overrides(stored.resolved(), list(overrides)), source="(resume)")
 
 
 def _stored_config(run_dir: Path, given: ExperimentConfig | None) -> ExperimentConfig:

@@ -176,8 +176,8 @@ def train_stream(
     """Teach ``model`` the tasks of ``stream`` in order; return the accuracy matrix and logs.
 
     ``checkpointer(state)`` is called with a complete, resumable state at each
-    task end, every ``config.checkpoint_every`` steps, on Ctrl-C and before a
-    NaN loss stops the run; pass that state back as ``resume`` to continue.
+    task end, every ``config.checkpoint_every`` steps and on Ctrl-C (not at a
+    NaN loss, whose weights may have diverged); pass it back as ``resume``.
     A :class:`~lifelong.errors.LifelongError` raised during training carries
     the results so far in its ``result`` attribute.
     """
@@ -268,6 +268,8 @@ def train_stream(
                 if resuming:
                     model.load_state_dict(resume["model"])
                     optimizer.load_state_dict(resume["optimizer"])
+                    for group in optimizer.param_groups:  # a resumed run may lower the rate (after a NaN)
+                        group["lr"] = cfg.lr
                     if scaler is not None and resume.get("scaler"):
                         scaler.load_state_dict(resume["scaler"])
                     for c, s in zip(consolidators, resume["consolidators"]):
@@ -324,12 +326,14 @@ def train_stream(
                                 loss = loss + extra
                     value = float(loss.detach())
                     if not math.isfinite(value):
-                        checkpoint()
+                        # no checkpoint here: the weights that produced this loss may already have
+                        # diverged; the last periodic or task-end checkpoint is the one to resume from
                         raise TrainingError(
                             f"the loss became {value} in task '{task.name}' (#{task.index}) at step {ctx.step} "
                             f"(run step {ctx.global_step}). Lower the learning rate (train.lr={cfg.lr}), enable "
-                            "gradient clipping (train.grad_clip) or check the inputs for NaN; results so far and a "
-                            "checkpoint of the last good step were kept.")
+                            "gradient clipping (train.grad_clip) or check the inputs for NaN. Results so far and the "
+                            "last checkpoint (task ends, every train.checkpoint_every steps) were kept; continue "
+                            "from it with `lifelong run --resume RUN_DIR --lr SMALLER`.")
                     optimizer.zero_grad(set_to_none=True)
                     if scaler is not None:
                         scaler.scale(loss).backward()
