@@ -160,6 +160,15 @@ class Section(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
 
 
+class _Named(Section):
+    """A section that may be written as a bare name: ``strategy: er`` means ``{name: er}``."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _shorthand(cls, v: Any) -> Any:
+        return {"name": v} if isinstance(v, str) else v
+
+
 class _Registered(Section):
     """A section naming a registered object (``name``) with its ``params``,
     both checked against the registry of ``_kind``; ``_supplied`` are the
@@ -222,7 +231,7 @@ def _split_composite(name: str) -> list[str]:
     return [p for p in re.split(r"\+(?=[A-Za-z])", re.sub(r"\s+", "", name)) if p]
 
 
-class StrategyConfig(Section):
+class StrategyConfig(_Named):
     """A continual-learning strategy (``naive``, ``ewc``, ``er``, ``derpp``...) and its parameters.
 
     Strategies compose with ``+`` (``er+ewc``, ``ewc+der++``); the parameters of a composed
@@ -234,11 +243,6 @@ class StrategyConfig(Section):
     name: str
     params: dict[str, Any] = Field(default_factory=dict)
     label: Optional[str] = None
-
-    @model_validator(mode="before")
-    @classmethod
-    def _shorthand(cls, v: Any) -> Any:
-        return {"name": v} if isinstance(v, str) else v
 
     @field_validator("name")
     @classmethod
@@ -316,7 +320,7 @@ class MemoryConfig(Section):
         return self
 
 
-class ReviewConfig(Section):
+class ReviewConfig(_Named):
     """When old material is reviewed: a review schedule over the memory (``replay``, spaced repetition...).
 
     ``name`` (or ``schedule``) is a registered schedule; ``params`` its
@@ -325,11 +329,6 @@ class ReviewConfig(Section):
 
     name: str = Field("replay", validation_alias=AliasChoices("name", "schedule"))
     params: dict[str, Any] = Field(default_factory=dict)
-
-    @model_validator(mode="before")
-    @classmethod
-    def _shorthand(cls, v: Any) -> Any:
-        return {"name": v} if isinstance(v, str) else v
 
     @field_validator("name")
     @classmethod
@@ -342,7 +341,7 @@ class ReviewConfig(Section):
         return self
 
 
-class CurriculumConfig(Section):
+class CurriculumConfig(_Named):
     """What to study next: a schedule over the study pool, an optional difficulty scorer, the pool.
 
     ``name`` (or ``schedule``) is a registered schedule (``uniform``,
@@ -359,11 +358,6 @@ class CurriculumConfig(Section):
     scorer_params: dict[str, Any] = Field(default_factory=dict)
     pool: Optional[str] = None
     label: Optional[str] = None
-
-    @model_validator(mode="before")
-    @classmethod
-    def _shorthand(cls, v: Any) -> Any:
-        return {"name": v} if isinstance(v, str) else v
 
     @field_validator("name")
     @classmethod
