@@ -57,7 +57,7 @@ def test_matrix_shape_rows_and_baseline():
     r = run(s)
     assert len(r.accuracy) == 3 and all(len(row) == 3 for row in r.accuracy)
     assert r.row_tasks == [[0], [0, 1], [0, 1, 2]]
-    assert len(r.baseline) == 3 and all(0.0 <= b <= 1.0 for b in r.baseline)
+    assert r.baseline == []  # class-incremental: forward transfer is undefined (see the loop)
     assert r.complete and r.task_steps == [8, 8, 8]  # 60 samples / 32 per batch * 4 epochs
     # class-incremental: tasks not yet seen are unreachable (their classes are masked)
     assert r.accuracy[0][1] == 0.0 and r.accuracy[0][2] == 0.0
@@ -235,3 +235,27 @@ def test_pool_view_groups_for_cumulative_pools():
     pool = Pool(list(s.tasks[:2]), ("x", "y"), torch.device("cpu"))
     v = pool.view()
     assert isinstance(v, PoolView) and v.num_groups == 2 and v.group_sizes().tolist() == [60, 60]
+
+
+def test_baseline_for_forward_transfer_outside_the_class_scenario():
+    from lifelong.assessment import forward_transfer, summarize
+
+    r = run(blobs(scenario="task"))
+    assert len(r.baseline) == 3 and all(0.0 <= b <= 1.0 for b in r.baseline)
+    assert summarize(r)["fwt"] == forward_transfer(r.accuracy, r.baseline, r.row_tasks)
+    assert summarize(run(blobs()))["fwt"] is None  # class scenario
+
+
+def test_review_pools_know_how_long_ago_each_task_was_studied():
+    from lifelong.engine.loop import _task_ages
+    from lifelong.engine.result import RunResult
+
+    r = RunResult(task_names=list("abcd"), task_steps=[100, 100, 100])
+    assert _task_ages(r, [[0], [1], [2], [3]], 4) == [200.0, 100.0, 0.0, float("inf")]
+    assert _task_ages(r, [[0], [0, 1], [0, 1, 2], [0, 1, 2, 3]], 4) == [0.0, 0.0, 0.0, float("inf")]
+
+
+def test_schedule_log_has_one_row_per_logged_step():
+    r = run(blobs(), Recipe(memory=Slots(40), review=SCHEDULES.get("replay")(0.5)), log_every=4)
+    keys = [(row["step"], row["task"]) for row in r.schedule_log]
+    assert len(keys) == len(set(keys))

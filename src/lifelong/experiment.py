@@ -65,11 +65,17 @@ def build_recipe(cfg: ExperimentConfig, stream: Any):
         from lifelong.curriculum import SCORERS  # type: ignore[attr-defined]
 
         scorer = build(SCORERS, cur.scorer, cur.scorer_params)
+    from lifelong.consolidation import CONSOLIDATORS
+
     parts = []
     for name in strat.parts:
         params = strat.params_for(name)
-        if "seed" in parameters_of(STRATEGIES.get(name))[0]:
-            params.setdefault("seed", cfg.seed)  # the strategy's own randomness (memory sampling) follows the run
+        # the strategy's own randomness (memory sampling, HFT's frozen half, EWC's Fisher sample)
+        # follows the run's seed; consolidator presets take their consolidator's parameters
+        seeded = "seed" in parameters_of(STRATEGIES.get(name))[0] or (
+            name in CONSOLIDATORS and "seed" in parameters_of(CONSOLIDATORS.get(name))[0])
+        if seeded:
+            params.setdefault("seed", cfg.seed)
         parts.append((name, params))
     recipe = compose(parts, memory=memory, review=review, curriculum=curriculum, scorer=scorer,
                      name=strat.display)
@@ -220,6 +226,7 @@ def run_experiment(
     out_path = Path(out_dir)
 
     checkpoint_state = None
+    built: Built | None = None
     if resume:
         cfg = _stored_config(out_path, cfg)
         if resume_overrides:
@@ -231,6 +238,10 @@ def run_experiment(
             raise ConfigError("no config given for a new run.")
         cfg = cfg.single()
         _check_writable(out_path)
+        if not overwrite and out_path.exists() and any(out_path.iterdir()):
+            rd = RunDir(out_path)  # refuses with its message before any work
+        # build first: a bad benchmark or model parameter must not leave a half-made run folder
+        built = build_experiment(cfg)
         rd = RunDir(out_path, overwrite=overwrite)
     cfg = cfg.model_copy(update={"out": str(rd.path)})
     resolved = cfg.resolved()
@@ -248,7 +259,8 @@ def run_experiment(
     if checkpoint_state is not None and checkpoint_state.get("result", {}).get("complete"):
         checkpoint_state = None  # pragma: no cover - a finished run's checkpoint is never 'complete'
 
-    built = build_experiment(cfg)
+    if built is None:
+        built = build_experiment(cfg)
     ckpt_dir = rd.checkpoint_dir
 
     def checkpointer(state: dict[str, Any]) -> None:

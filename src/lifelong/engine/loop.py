@@ -106,6 +106,18 @@ def _set_rng_state(state: dict[str, Any]) -> None:
         torch.cuda.set_rng_state_all(state["cuda"])
 
 
+def to_device(obj: Any, device: torch.device) -> Any:
+    """``obj`` with every tensor (and module) inside dicts, lists and tuples moved to
+    ``device``: checkpoints load on the CPU, consolidator state must follow the model."""
+    if isinstance(obj, (Tensor, nn.Module)):
+        return obj.to(device)
+    if isinstance(obj, dict):
+        return {k: to_device(v, device) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return type(obj)(to_device(v, device) for v in obj)
+    return obj
+
+
 def _reinitialise(model: nn.Module) -> None:
     for m in model.modules():
         if m is not model and hasattr(m, "reset_parameters"):
@@ -208,7 +220,12 @@ def train_stream(
         result = _restore_run(resume, ctx, consolidators)
         t_run -= result.wall_seconds
     else:
-        result.baseline = evaluate_tasks(model, objective, stream.tasks, device, cfg.eval_batch_size, baseline=True)
+        # b_j, the untrained model's accuracy, for forward transfer. Not in the class-incremental
+        # scenario: there a task's classes are unreachable before it is learned (R[j-1][j] = 0), so
+        # forward transfer would only measure chance; it is reported as undefined instead.
+        if stream.scenario != "class":
+            result.baseline = evaluate_tasks(model, objective, stream.tasks, device, cfg.eval_batch_size,
+                                             baseline=True)
         _probe(result, objective, model, stream, device, cfg.eval_batch_size)
 
     for cb in callbacks:
@@ -262,7 +279,7 @@ def train_stream(
                 if review_on:
                     # groups are copied: memory.add rewrites the buffer in place at the task end
                     mem_view = PoolView(len(memory), memory.examples["task"].long().clone(), len(stream),
-                                        None, stream.task_names, {"ages": _task_ages(result, stream)})
+                                        None, stream.task_names, {"ages": _task_ages(result, phases, len(stream))})
                     review.start(mem_view, total, seed=task_seed + 7)
                     review_sampler = ScheduleSampler(review, cfg.batch_size, seed=task_seed + 7)
                 if resuming:
@@ -273,7 +290,7 @@ def train_stream(
                     if scaler is not None and resume.get("scaler"):
                         scaler.load_state_dict(resume["scaler"])
                     for c, s in zip(consolidators, resume["consolidators"]):
-                        c.load_state_dict(s)
+                        c.load_state_dict(to_device(s, ctx.device))
                     curriculum.load_state_dict(resume["curriculum"])
                     sampler.load_state_dict(resume["sampler"])
                     if review_sampler is not None:
@@ -301,12 +318,13 @@ def train_stream(
                         "review": review.state_dict() if review_sampler is not None else None,
                         "review_sampler": review_sampler.state_dict() if review_sampler is not None else None,
                         "difficulty": view.difficulty, "rng": _rng_state(), "result": result.to_dict(),
-                        "task_seconds_so_far": 0.0 if st == 0 else time.perf_counter() - t_task,
+                        "task_seconds_so_far": 0.0 if st == 0 else time.perf_counter() - t_task + earlier_seconds,
                     }
 
                 # -- 2. train -------------------------------------------------------------
                 peak = PeakMemory(device)
                 t_task = time.perf_counter()
+                earlier_seconds = float(resume.get("task_seconds_so_far") or 0.0) if resuming else 0.0
                 model.train()
                 while ctx.step < total:
                     idx = sampler.next_batch()
@@ -383,9 +401,7 @@ def train_stream(
                         checkpoint()
 
                 # -- 3. wrap up -----------------------------------------------------------
-                seconds = time.perf_counter() - t_task
-                if resuming and resume.get("task_seconds_so_far"):
-                    seconds += resume["task_seconds_so_far"]
+                seconds = time.perf_counter() - t_task + earlier_seconds
                 for c in consolidators:
                     c.after_task(ctx)
                 if memory is not None and recipe.pool != "memory":
@@ -399,7 +415,8 @@ def train_stream(
                 _probe(result, objective, model, stream, device, cfg.eval_batch_size)
                 result.row_tasks.append(list(range(stream[phases[phase][-1]].index + 1))
                                         if recipe.pool != "joint" else list(range(len(stream))))
-                _log_schedules(result, curriculum, review if review_on else None, ctx)
+                if not (cfg.log_every and ctx.step % cfg.log_every == 0):  # else the last step logged it
+                    _log_schedules(result, curriculum, review if review_on else None, ctx)
                 for cb in callbacks:
                     cb.on_task_end(ctx, row)
                 resume = None
@@ -445,7 +462,7 @@ def _restore_run(resume: dict[str, Any], ctx: Context, consolidators: list) -> R
     if ctx.memory is not None and resume.get("memory") is not None:
         ctx.memory.load_state_dict(resume["memory"])
     for c, s in zip(consolidators, resume["consolidators"]):
-        c.load_state_dict(s)
+        c.load_state_dict(to_device(s, ctx.device))
     if start_step == 0:
         _set_rng_state(resume["rng"])
     result.notes.append(f"resumed at task {start_phase} step {start_step}")
@@ -526,13 +543,14 @@ def _difficulty(scorer, tasks: list[Task], ctx: Context, resume: dict | None) ->
     return torch.cat([scorer.score(t, ctx).float().cpu() for t in tasks])
 
 
-def _task_ages(result: RunResult, stream: Stream) -> list[float]:
-    """Steps since each task was last studied as the current task (inf if never)."""
+def _task_ages(result: RunResult, phases: list[list[int]], n_tasks: int) -> list[float]:
+    """Steps since each task was last studied in a finished phase (inf if never):
+    phase i studied the tasks of its pool, ``phases[i]``."""
     ends = [sum(result.task_steps[: i + 1]) for i in range(len(result.task_steps))]
     now = ends[-1] if ends else 0
-    ages = [float("inf")] * len(stream)
+    ages = [float("inf")] * n_tasks
     for i, end in enumerate(ends):
-        for j in result.row_tasks[i] if i < len(result.row_tasks) else [i]:
+        for j in phases[i]:
             ages[j] = float(now - end)
     return ages
 

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import math
-from typing import Sequence
+from typing import Any, Sequence
 
 import torch
 from torch import Tensor, nn
 
+from lifelong.errors import ConfigError
 from lifelong.registry import Registry
 
 MODELS: Registry = Registry("model")
@@ -113,6 +114,19 @@ class SmallCNN(nn.Module):
         return self.fc(self.conv(x.reshape(x.shape[0], *self.input_shape)))
 
 
+def _sizes(model: str, name: str, value: Any) -> list[int]:
+    """A list of positive layer sizes (a single integer means one layer), or a ConfigError."""
+    items = [value] if isinstance(value, int) and not isinstance(value, bool) else value
+    try:
+        sizes = [int(v) for v in items]
+        ok = all(not isinstance(v, bool) and float(v) == int(v) for v in items) and all(s > 0 for s in sizes)
+    except (TypeError, ValueError):
+        ok = False
+    if not ok:
+        raise ConfigError(f"model '{model}': {name} must be a list of positive integers (layer sizes); got {value!r}.")
+    return sizes
+
+
 def _classifier(backbone: nn.Module, stream) -> IncrementalClassifier:
     model = IncrementalClassifier(backbone, backbone.out_dim, initial_classes=stream.num_classes)
     model.num_outputs = 0  # no class is active before the first task
@@ -122,13 +136,16 @@ def _classifier(backbone: nn.Module, stream) -> IncrementalClassifier:
 @MODELS.register("mlp")
 def mlp(stream, hidden: Sequence[int] = (256, 256), dropout: float = 0.0) -> IncrementalClassifier:
     """MLP backbone (flattened inputs) with a growing classifier head."""
-    return _classifier(MLP(math.prod(stream.input_shape), hidden, dropout), stream)
+    if not 0.0 <= float(dropout) < 1.0:
+        raise ConfigError(f"model 'mlp': dropout must be in [0, 1); got {dropout!r}.")
+    return _classifier(MLP(math.prod(stream.input_shape), _sizes("mlp", "hidden", hidden), dropout), stream)
 
 
 @MODELS.register("cnn")
 def cnn(stream, channels: Sequence[int] = (32, 64), out_dim: int = 128) -> IncrementalClassifier:
     """Small 1-D/2-D CNN backbone with a growing classifier head."""
-    return _classifier(SmallCNN(stream.input_shape, channels, out_dim), stream)
+    (out_dim,) = _sizes("cnn", "out_dim", out_dim)
+    return _classifier(SmallCNN(stream.input_shape, _sizes("cnn", "channels", channels), out_dim), stream)
 
 
 def build_model(name: str, stream, **params) -> nn.Module:
