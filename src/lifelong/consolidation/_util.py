@@ -2,16 +2,56 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+import math
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import Tensor, nn
 
 from lifelong.data.examples import Examples
 from lifelong.engine.pool import task_examples
+from lifelong.errors import ConfigError
 
 if TYPE_CHECKING:  # pragma: no cover
     from lifelong.engine.context import Context
+
+
+def number(owner: str, param: str, value: Any, low: float | None = 0.0, high: float | None = None, *,
+           low_open: bool = False, high_open: bool = False, integer: bool = False, note: str = "") -> Any:
+    """``value`` as a float (or an int with ``integer``) checked against [low, high]; else a ConfigError.
+
+    Every consolidator validates its numeric hyper-parameters with this in
+    its constructor, so a config typo (``lambda: abc``, ``gamma: -1``) stops
+    the run at once with one message naming the consolidator (``owner``), the
+    parameter, the bad value and what is accepted. ``low``/``high`` of None
+    leave that side unbounded; ``*_open`` excludes the bound; ``note`` is
+    appended to the accepted range (e.g. "0 = the whole task"). Booleans,
+    NaN and infinities are refused; an integer parameter accepts ``3``,
+    ``3.0`` and ``"3"`` but not ``2.5``.
+    """
+    kind = "an integer" if integer else "a number"
+    bounds = []
+    if low is not None and high is not None:
+        bounds.append(f"in {'(' if low_open else '['}{low:g}, {high:g}{')' if high_open else ']'}")
+    elif low is not None:
+        bounds.append(f"{'>' if low_open else '>='} {low:g}")
+    elif high is not None:
+        bounds.append(f"{'<' if high_open else '<='} {high:g}")
+    accepted = " ".join([kind, *bounds]) + (f" ({note})" if note else "")
+    try:
+        if isinstance(value, bool):
+            raise ValueError
+        v = float(value)
+        if not math.isfinite(v) or (integer and not v.is_integer()):
+            raise ValueError
+    except (TypeError, ValueError):
+        raise ConfigError(f"{owner}: {param} must be {accepted}; got {value!r}.") from None
+    if (low is not None and (v <= low if low_open else v < low)) or \
+            (high is not None and (v >= high if high_open else v > high)):
+        raise ConfigError(f"{owner}: {param} must be {accepted}; got {value!r}.")
+    if integer:
+        return value if isinstance(value, int) else int(v)  # an int keeps its exact value
+    return v
 
 
 def trainable(model: nn.Module) -> dict[str, nn.Parameter]:

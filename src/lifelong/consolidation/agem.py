@@ -8,24 +8,32 @@ from typing import TYPE_CHECKING, ClassVar
 import torch
 from torch import Tensor
 
-from lifelong.consolidation._util import trainable
+from lifelong.consolidation._util import number, trainable
 from lifelong.consolidation.base import Consolidator
 from lifelong.consolidation.registry import CONSOLIDATORS
-from lifelong.errors import ConfigError
 
 if TYPE_CHECKING:  # pragma: no cover
     from lifelong.engine.context import Context
 
 
+def projection(g: Tensor, g_ref: Tensor) -> tuple[Tensor, Tensor]:
+    """:func:`project`'s result and whether it projected (a 0-dim bool tensor;
+    a NaN dot product counts as a conflict, as with a Python ``if dot >= 0``)."""
+    dot = torch.dot(g, g_ref)
+    hit = ~(dot >= 0)
+    return torch.where(hit, g - (dot / torch.dot(g_ref, g_ref).clamp_min(1e-12)) * g_ref, g), hit
+
+
 def project(g: Tensor, g_ref: Tensor) -> Tensor:
     """A-GEM's projection of the flat gradient ``g`` given the reference ``g_ref``:
-    ``g`` itself when g . g_ref >= 0, else g - (g . g_ref / g_ref . g_ref) g_ref,
+    the values of ``g`` when g . g_ref >= 0, else g - (g . g_ref / g_ref . g_ref) g_ref,
     after which g . g_ref = 0 (the step no longer increases the memory loss,
-    to first order)."""
-    dot = torch.dot(g, g_ref)
-    if dot >= 0:
-        return g
-    return g - (dot / torch.dot(g_ref, g_ref).clamp_min(1e-12)) * g_ref
+    to first order).
+
+    Chosen with ``torch.where`` on device, never a Python ``if`` on the dot
+    product: that would copy it to the host and stall a GPU every step. The
+    result is always a new tensor."""
+    return projection(g, g_ref)[0]
 
 
 @CONSOLIDATORS.register("agem")
@@ -38,16 +46,24 @@ class AGEM(Consolidator):
     gradient g has g . g_ref < 0 it is replaced by its projection (see
     :func:`project`). Only trainable parameters that received a gradient
     take part. Needs a replay memory; does nothing while it is empty.
+
+    Nothing here reads a tensor value on the host: the (possibly unchanged)
+    gradient is always written back, and ``projected``, the number of
+    projected steps (a diagnostic), is kept as a device tensor and only
+    turned into an ``int`` when read.
     """
 
     name: ClassVar[str] = "agem"
     needs_memory: ClassVar[bool] = True
 
     def __init__(self, sample_size: int = 64):
-        if int(sample_size) < 1:
-            raise ConfigError(f"agem.sample_size must be >= 1; got {sample_size}.")
-        self.sample_size = int(sample_size)
-        self.projected = 0  # steps whose gradient was projected (a diagnostic)
+        self.sample_size = number(self.name, "sample_size", sample_size, 1, integer=True)
+        self._projected: Tensor | int = 0  # steps whose gradient was projected, on device
+
+    @property
+    def projected(self) -> int:
+        """How many steps had their gradient projected (reading it syncs with the device)."""
+        return int(self._projected)
 
     def after_backward(self, ctx: "Context", batch) -> None:
         mem = ctx.memory_sample(self.sample_size)
@@ -63,10 +79,8 @@ class AGEM(Consolidator):
         g = torch.cat([p.grad.reshape(-1).float() for p in params])
         g_ref = torch.cat([(r if r is not None else torch.zeros_like(p)).reshape(-1).float()
                            for p, r in zip(params, refs)])
-        new = project(g, g_ref)
-        if new is g:
-            return
-        self.projected += 1
+        new, hit = projection(g, g_ref)
+        self._projected = self._projected + hit.long()
         start = 0
         for p in params:
             n = p.numel()

@@ -8,10 +8,10 @@ from typing import TYPE_CHECKING, ClassVar
 import torch
 from torch import Tensor
 
+from lifelong.consolidation._util import number
 from lifelong.consolidation.base import Consolidator
 from lifelong.consolidation.registry import CONSOLIDATORS
 from lifelong.data.examples import Examples
-from lifelong.errors import ConfigError
 
 if TYPE_CHECKING:  # pragma: no cover
     from lifelong.engine.context import Context
@@ -35,10 +35,9 @@ def masked_mse(current: Tensor, stored: Tensor) -> Tensor:
     idx = tuple(slice(0, min(a, b)) for a, b in zip(current.shape, stored.shape))
     cur, old = current[idx].float(), stored[idx].to(current.device).float()
     valid = torch.isfinite(cur) & torch.isfinite(old)
-    if not bool(valid.any()):
-        return cur.sum() * 0.0
+    # no host-side test of ``valid``: with no valid entry the sum is 0 and the count clamps to 1
     diff = torch.where(valid, cur - torch.nan_to_num(old), torch.zeros_like(cur))
-    return (diff ** 2).sum() / valid.sum()
+    return (diff ** 2).sum() / valid.sum().clamp_min(1)
 
 
 @CONSOLIDATORS.register("der")
@@ -63,12 +62,8 @@ class DER(Consolidator):
     needs_memory: ClassVar[bool] = True
 
     def __init__(self, alpha: float = 0.3, batch_size: int = 0):
-        if not alpha >= 0:
-            raise ConfigError(f"{self.name}.alpha must be >= 0; got {alpha}.")
-        if int(batch_size) < 0:
-            raise ConfigError(f"{self.name}.batch_size must be >= 0 (0 = the training batch size); got {batch_size}.")
-        self.alpha = float(alpha)
-        self.batch_size = int(batch_size)
+        self.alpha = number(self.name, "alpha", alpha)
+        self.batch_size = number(self.name, "batch_size", batch_size, integer=True, note="0 = the training batch size")
 
     def _replay(self, ctx: "Context") -> Examples | None:
         n = self.batch_size or ctx.config.batch_size

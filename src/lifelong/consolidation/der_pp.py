@@ -6,9 +6,9 @@ from typing import TYPE_CHECKING, ClassVar
 
 from torch import Tensor
 
+from lifelong.consolidation._util import number
 from lifelong.consolidation.der import DER
 from lifelong.consolidation.registry import CONSOLIDATORS
-from lifelong.errors import ConfigError
 
 if TYPE_CHECKING:  # pragma: no cover
     from lifelong.engine.context import Context
@@ -25,9 +25,7 @@ class DERPlusPlus(DER):
 
     def __init__(self, alpha: float = 0.2, beta: float = 0.5, batch_size: int = 0):
         super().__init__(alpha, batch_size)
-        if not beta >= 0:
-            raise ConfigError(f"der++.beta must be >= 0; got {beta}.")
-        self.beta = float(beta)
+        self.beta = number(self.name, "beta", beta)
 
     def penalty(self, ctx: "Context", batch, out: Tensor) -> Tensor | None:
         logit = self.logit_loss(ctx)

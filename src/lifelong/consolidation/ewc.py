@@ -3,27 +3,25 @@ forgetting in neural networks")."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import torch
 from torch import Tensor
 
-from lifelong.consolidation._util import empirical_fisher, overlap, quadratic, task_sample, trainable
+from lifelong.consolidation._util import empirical_fisher, number, overlap, quadratic, task_sample, trainable
 from lifelong.consolidation.base import Consolidator
 from lifelong.consolidation.registry import CONSOLIDATORS
-from lifelong.errors import ConfigError
 
 if TYPE_CHECKING:  # pragma: no cover
     from lifelong.engine.context import Context
 
 
-def check_fisher_args(name: str, lambda_: float, samples: int, fisher_batch: int) -> None:
-    if not lambda_ >= 0:
-        raise ConfigError(f"{name}.lambda must be >= 0; got {lambda_}.")
-    if int(samples) < 0:
-        raise ConfigError(f"{name}.samples must be >= 0 (0 = the whole task); got {samples}.")
-    if int(fisher_batch) < 1:
-        raise ConfigError(f"{name}.fisher_batch must be >= 1; got {fisher_batch}.")
+def fisher_args(name: str, lambda_: Any, samples: Any, fisher_batch: Any, seed: Any) -> tuple[float, int, int, int]:
+    """The checked (lambda, samples, fisher_batch, seed) shared by the EWC family."""
+    return (number(name, "lambda", lambda_),
+            number(name, "samples", samples, integer=True, note="0 = the whole task"),
+            number(name, "fisher_batch", fisher_batch, 1, integer=True),
+            number(name, "seed", seed, None, integer=True))
 
 
 @CONSOLIDATORS.register("ewc")
@@ -45,11 +43,8 @@ class EWC(Consolidator):
     name: ClassVar[str] = "ewc"
 
     def __init__(self, lambda_: float = 100.0, samples: int = 256, fisher_batch: int = 1, seed: int = 0):
-        check_fisher_args(self.name, lambda_, samples, fisher_batch)
-        self.lambda_ = float(lambda_)
-        self.samples = int(samples)
-        self.fisher_batch = int(fisher_batch)
-        self.seed = int(seed)
+        self.lambda_, self.samples, self.fisher_batch, self.seed = fisher_args(
+            self.name, lambda_, samples, fisher_batch, seed)
         self.importance: dict[str, Tensor] = {}  # A = sum_t F_t
         self.anchor: dict[str, Tensor] = {}      # m = sum_t F_t theta*_t / A
         self.constant = 0.0                      # sum_t F_t (theta*_t - m)^2, summed over parameters

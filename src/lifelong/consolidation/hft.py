@@ -8,12 +8,22 @@ from typing import TYPE_CHECKING, ClassVar, Sequence
 
 import torch
 
+from lifelong.consolidation._util import number
 from lifelong.consolidation.base import Consolidator
 from lifelong.consolidation.registry import CONSOLIDATORS
 from lifelong.errors import ConfigError
 
 if TYPE_CHECKING:  # pragma: no cover
     from lifelong.engine.context import Context
+
+
+def patterns(owner: str, param: str, value: str | Sequence[str]) -> list[str]:
+    """``value`` (one pattern or a list of them) as a list of non-empty strings; else a ConfigError."""
+    pats = [value] if isinstance(value, str) else value
+    if not isinstance(pats, (list, tuple)) or not all(isinstance(p, str) and p for p in pats):
+        raise ConfigError(f"{owner}: {param} must be a module/parameter name or pattern, or a list of them "
+                          f"(e.g. backbone, '*.bias'); got {value!r}.")
+    return list(pats)
 
 
 def matches(name: str, patterns: Sequence[str]) -> bool:
@@ -46,12 +56,10 @@ class HFT(Consolidator):
     name: ClassVar[str] = "hft"
 
     def __init__(self, fraction: float = 0.5, seed: int = 0, keep_trainable: Sequence[str] = ()):
-        if not 0.0 <= fraction < 1.0:
-            raise ConfigError(f"hft.fraction (share of parameter tensors frozen per task) must be in [0, 1); "
-                              f"got {fraction}.")
-        self.fraction = float(fraction)
-        self.seed = int(seed)
-        self.keep_trainable = [keep_trainable] if isinstance(keep_trainable, str) else list(keep_trainable)
+        self.fraction = number(self.name, "fraction", fraction, 0.0, 1.0, high_open=True,
+                               note="the share of parameter tensors frozen per task")
+        self.seed = number(self.name, "seed", seed, None, integer=True)
+        self.keep_trainable = patterns(self.name, "keep_trainable", keep_trainable)
         self.frozen: list[str] = []
 
     def choose(self, names: list[str], task_index: int) -> list[str]:

@@ -8,10 +8,9 @@ from typing import TYPE_CHECKING, ClassVar
 import torch
 from torch import Tensor
 
-from lifelong.consolidation._util import quadratic, trainable
+from lifelong.consolidation._util import number, quadratic, trainable
 from lifelong.consolidation.base import Consolidator
 from lifelong.consolidation.registry import CONSOLIDATORS
-from lifelong.errors import ConfigError
 
 if TYPE_CHECKING:  # pragma: no cover
     from lifelong.engine.context import Context
@@ -24,9 +23,7 @@ class L2(Consolidator):
     name: ClassVar[str] = "l2"
 
     def __init__(self, lambda_: float = 1.0):
-        if not lambda_ >= 0:
-            raise ConfigError(f"l2.lambda must be >= 0; got {lambda_}.")
-        self.lambda_ = float(lambda_)
+        self.lambda_ = number(self.name, "lambda", lambda_)
         self.anchor: dict[str, Tensor] = {}
         self.ones: dict[str, Tensor] = {}
 

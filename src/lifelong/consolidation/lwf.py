@@ -8,9 +8,9 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import torch
 from torch import Tensor, nn
 
+from lifelong.consolidation._util import number
 from lifelong.consolidation.base import Consolidator
 from lifelong.consolidation.registry import CONSOLIDATORS
-from lifelong.errors import ConfigError
 
 if TYPE_CHECKING:  # pragma: no cover
     from lifelong.engine.context import Batch, Context
@@ -33,12 +33,8 @@ class LwF(Consolidator):
     name: ClassVar[str] = "lwf"
 
     def __init__(self, alpha: float = 1.0, temperature: float = 2.0):
-        if not alpha >= 0:
-            raise ConfigError(f"lwf.alpha must be >= 0; got {alpha}.")
-        if not temperature > 0:
-            raise ConfigError(f"lwf.temperature must be > 0; got {temperature}.")
-        self.alpha = float(alpha)
-        self.temperature = float(temperature)
+        self.alpha = number(self.name, "alpha", alpha)
+        self.temperature = number(self.name, "temperature", temperature, 0.0, low_open=True)
         self.teacher: nn.Module | None = None
         self.known: list[int] = []  # classes the teacher was trained on
 

@@ -8,11 +8,10 @@ from typing import TYPE_CHECKING, ClassVar
 import torch
 from torch import Tensor
 
-from lifelong.consolidation._util import empirical_fisher, overlap, quadratic, task_sample, trainable
+from lifelong.consolidation._util import empirical_fisher, number, overlap, quadratic, task_sample, trainable
 from lifelong.consolidation.base import Consolidator
-from lifelong.consolidation.ewc import check_fisher_args
+from lifelong.consolidation.ewc import fisher_args
 from lifelong.consolidation.registry import CONSOLIDATORS
-from lifelong.errors import ConfigError
 
 if TYPE_CHECKING:  # pragma: no cover
     from lifelong.engine.context import Context
@@ -32,14 +31,9 @@ class OnlineEWC(Consolidator):
 
     def __init__(self, lambda_: float = 100.0, gamma: float = 0.9, samples: int = 256, fisher_batch: int = 1,
                  seed: int = 0):
-        check_fisher_args(self.name, lambda_, samples, fisher_batch)
-        if not 0.0 <= gamma <= 1.0:
-            raise ConfigError(f"online-ewc.gamma must be in [0, 1]; got {gamma}.")
-        self.lambda_ = float(lambda_)
-        self.gamma = float(gamma)
-        self.samples = int(samples)
-        self.fisher_batch = int(fisher_batch)
-        self.seed = int(seed)
+        self.lambda_, self.samples, self.fisher_batch, self.seed = fisher_args(
+            self.name, lambda_, samples, fisher_batch, seed)
+        self.gamma = number(self.name, "gamma", gamma, 0.0, 1.0)
         self.importance: dict[str, Tensor] = {}
         self.anchor: dict[str, Tensor] = {}
 

@@ -7,10 +7,9 @@ from typing import TYPE_CHECKING, ClassVar
 import torch
 from torch import Tensor
 
-from lifelong.consolidation._util import overlap, quadratic, trainable
+from lifelong.consolidation._util import number, overlap, quadratic, trainable
 from lifelong.consolidation.base import Consolidator
 from lifelong.consolidation.registry import CONSOLIDATORS
-from lifelong.errors import ConfigError
 
 if TYPE_CHECKING:  # pragma: no cover
     from lifelong.engine.context import Context
@@ -32,12 +31,8 @@ class SI(Consolidator):
     name: ClassVar[str] = "si"
 
     def __init__(self, c: float = 1.0, xi: float = 0.1):
-        if not c >= 0:
-            raise ConfigError(f"si.c must be >= 0; got {c}.")
-        if not xi > 0:
-            raise ConfigError(f"si.xi must be > 0; got {xi}.")
-        self.c = float(c)
-        self.xi = float(xi)
+        self.c = number(self.name, "c", c)
+        self.xi = number(self.name, "xi", xi, 0.0, low_open=True)
         self.importance: dict[str, Tensor] = {}  # Omega
         self.anchor: dict[str, Tensor] = {}      # theta*
         self.omega: dict[str, Tensor] = {}       # path integral of the current task
