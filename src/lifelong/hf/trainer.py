@@ -5,7 +5,7 @@ A few lines turn a Trainer the user already configured into a continual learner:
     trainer = Trainer(model=model, args=TrainingArguments(...))
     learner = ContinualTrainer(trainer, stream, schedule=SCHEDULES.get("self-paced")(),
                                review=UniformReplay(0.3), memory=Reservoir(200),
-                               consolidators=[EWC(lam=100)])
+                               consolidators=[EWC(lambda_=100)])
     result = learner.fit()          # RunResult: accuracy matrix, baseline, task times
     print(result.accuracy)
 
@@ -21,6 +21,10 @@ How it hooks in (transformers 5.x), all without copying the Trainer's loop:
   :class:`~lifelong.hf.objective.CausalLMObjective` and hands them to
   ``schedule.update`` -- only when a schedule asks for feedback, so a plain
   schedule costs nothing;
+* **groups**: the curriculum's view of task t has one group per value of the
+  task's per-sample ``group`` (or ``skill``) column, so a teacher chooses among
+  the skills within a task; without such a column it has one group. Feedback
+  reaches each schedule with group ids of its own view;
 * **consolidation**: ``compute_loss`` adds each consolidator's ``penalty``; its
   ``after_backward`` / ``after_step`` hooks run as torch optimiser step
   pre/post hooks (after the Trainer's gradient clipping), ``before_task`` /
@@ -28,7 +32,11 @@ How it hooks in (transformers 5.x), all without copying the Trainer's loop:
 * **replay**: the training dataset of task t is the task's data followed by
   the replay memory; the review schedule's share of each batch
   (``review.fraction``) is drawn from memory by the review schedule, the rest
-  by the curriculum;
+  by the curriculum. A review schedule that quizzes (``review.quiz_every``,
+  e.g. spaced review) has its held-out memory items assessed every
+  ``quiz_every`` optimiser steps, from the optimiser post-step hook, as the
+  engine loop does; every rank assesses the same items with its own replica
+  (no collective call), so DDP ranks stay in step;
 * **assessment**: after every task all tasks are assessed (exact match of
   greedy completions), filling the accuracy matrix of a
   :class:`~lifelong.engine.result.RunResult`.
@@ -60,10 +68,12 @@ from lifelong.curriculum.sampler import ScheduleItemSampler
 from lifelong.data.examples import Examples
 from lifelong.data.task import Stream, Task
 from lifelong.engine.result import RunResult
-from lifelong.errors import ConfigError, require
+from lifelong.errors import ConfigError, DataError, require
 from lifelong.hf.objective import LM_FIELDS, CausalLMObjective
 
 INDEX, TASK = "lifelong_index", "lifelong_task"
+#: per-sample columns of a task's training rows that split it into groups (skills) for the curriculum, first found wins
+GROUP_COLUMNS = ("group", "skill")
 
 
 # ----------------------------------------------------------------------------- data
@@ -113,7 +123,10 @@ class PoolSchedule(Schedule):
     Pool layout: ``[task rows | memory rows]``. A share ``review.fraction(step)``
     of the probability mass goes to memory (split by the review schedule's
     weights), the rest to the task rows (split by the curriculum's weights).
-    Feedback is routed to each by pool offset.
+    Feedback is routed to each by pool offset, and its ``groups`` are looked up
+    in that schedule's own view: the curriculum's groups (skills within the
+    task) and the review's groups (source tasks of memory rows) are numbered
+    independently, each indexing its own ``num_groups``.
     """
 
     def __init__(self, curriculum: Schedule, review: ReviewSchedule | None, n_task: int):
@@ -141,8 +154,9 @@ class PoolSchedule(Schedule):
             if sched is None or not sched.needs_feedback or not bool(sel.any()):
                 continue
             pick = lambda t: t[sel] if t is not None else None  # noqa: E731
-            sched.update(Feedback(feedback.step, idx[sel] - offset, pick(feedback.losses), pick(feedback.correct),
-                                  pick(feedback.groups)))
+            local = idx[sel] - offset
+            groups = sched.pool.groups[local] if sched.pool is not None else pick(feedback.groups)
+            sched.update(Feedback(feedback.step, local, pick(feedback.losses), pick(feedback.correct), groups))
 
     def log(self) -> dict[str, float]:
         out = dict(self.curriculum.log())
@@ -297,7 +311,29 @@ class ContinualTrainer:
             self.ctx.global_step += 1
             for c in self._step_hooks:
                 c.after_step(self.ctx)
+            self._maybe_quiz()
         opt.register_step_post_hook(post)
+
+    def _maybe_quiz(self) -> None:
+        """Every ``review.quiz_every`` optimiser steps, assess the review's held-out memory items.
+
+        The engine loop's quiz, run on the Trainer's (unwrapped) model: per-task
+        accuracy of the quiz items goes to ``review.update`` as ``scores``. The
+        step is in the schedules' clock (batches drawn, i.e. optimiser steps x
+        gradient accumulation). Quiz items are fixed at ``start`` and replicas
+        are identical under DDP, so every rank computes the same scores without
+        any collective call.
+        """
+        from lifelong.engine.loop import _quiz
+
+        ps = self.pool_schedule
+        review = ps.review if ps is not None else None
+        every = int(getattr(review, "quiz_every", 0) or 0) if review is not None else 0
+        if not every or self.ctx.step % every:
+            return
+        accum = max(1, int(self.trainer.args.gradient_accumulation_steps))
+        with torch.no_grad():
+            _quiz(review, self.memory, self.objective, self.trainer.model, self._device(), self.ctx.step * accum)
 
     def _batch_for_hooks(self):
         from lifelong.engine.context import Batch
@@ -314,8 +350,8 @@ class ContinualTrainer:
             losses, correct, index = gather(losses), gather(correct.long()).bool(), gather(index)
         index = index.cpu().long()
         self._fb_step += 1
-        groups = self.pool_schedule.pool.groups[index] if self.pool_schedule.pool is not None else None
-        self.pool_schedule.update(Feedback(self._fb_step, index, losses.cpu(), correct.cpu(), groups))
+        # groups are filled in per schedule (its own view) by PoolSchedule.update
+        self.pool_schedule.update(Feedback(self._fb_step, index, losses.cpu(), correct.cpu()))
 
     # -- the stream ----------------------------------------------------------------------
     def _pool(self, task: Task) -> tuple[Examples, Tensor, int]:
@@ -326,6 +362,22 @@ class ContinualTrainer:
             rows = Examples.cat([rows, Examples({f: mem[f] for f in LM_FIELDS})])
             tasks = torch.cat([tasks, mem["task"].long()])
         return rows, tasks, task.train.size
+
+    @staticmethod
+    def _task_view(task: Task, difficulty: Tensor | None) -> PoolView:
+        """The curriculum's view of a task's rows: one group per value of its ``group``/``skill`` column, else one."""
+        n = task.train.size
+        for column in GROUP_COLUMNS:
+            if column in task.train:
+                col = task.train[column]
+                if col.dim() != 1:
+                    raise DataError(f"task '{task.name}': the '{column}' column must hold one group value per row "
+                                    f"(shape ({n},)); got shape {tuple(col.shape)}.")
+                values, codes = torch.unique(col, return_inverse=True)
+                names = [f"{column}={v.item():g}" if values.is_floating_point() else f"{column}={v.item()}"
+                         for v in values]
+                return PoolView(n, codes.long(), len(names), difficulty, names, {"group_column": column})
+        return PoolView(n, torch.zeros(n, dtype=torch.long), 1, difficulty, [task.name])
 
     def _device(self) -> torch.device:
         return next(self.trainer.model.parameters()).device
@@ -370,7 +422,7 @@ class ContinualTrainer:
             if self.schedule.needs_difficulty and difficulty is None:
                 raise ConfigError(f"schedule '{self.schedule.name}' needs difficulty scores but task '{task.name}' "
                                   "has no 'difficulty' field.")
-            view = PoolView(n_task, torch.zeros(n_task, dtype=torch.long), 1, difficulty, [task.name])
+            view = self._task_view(task, difficulty)
             self.schedule.start(view, total * accum, seed=self.task_seed)
             review = self.review if rows.size > n_task else None
             if review is not None:
