@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Sequence
 
 from torch import nn
 
+from lifelong.consolidation._util import number
 from lifelong.consolidation.base import Consolidator
 from lifelong.consolidation.registry import CONSOLIDATORS
 from lifelong.errors import ConfigError, require
@@ -63,9 +64,9 @@ class LoRAPerTask(Consolidator):
                  target_modules: Sequence[str] | str | None = None, mode: str = "merge"):
         if mode not in MODES:
             raise ConfigError(f"lora: unknown mode '{mode}'; choose one of: {', '.join(MODES)}.")
-        if int(rank) < 1:
-            raise ConfigError(f"lora: rank must be >= 1; got {rank}.")
-        self.rank, self.alpha, self.dropout = int(rank), float(alpha), float(dropout)
+        self.rank = number("lora", "rank", rank, 1, integer=True)
+        self.alpha = number("lora", "alpha", alpha, 0.0, low_open=True)
+        self.dropout = number("lora", "dropout", dropout, 0.0, 1.0, high_open=True)
         self.target_modules = [target_modules] if isinstance(target_modules, str) else (
             list(target_modules) if target_modules is not None else None)
         self.mode = mode
