@@ -377,7 +377,7 @@ def train_stream(
                         _feedback(curriculum, review if review_on else None, objective, out, losses, batch,
                                   view, ctx.step)
                     if review_on and review.quiz_every and ctx.step % review.quiz_every == 0:
-                        _quiz(review, memory, objective, model, device, ctx.step)
+                        run_quiz(review, memory, objective, model, device, ctx.step)
                     if recipe.scorer is not None and getattr(recipe.scorer, "refresh_every", 0) \
                             and ctx.step % recipe.scorer.refresh_every == 0:
                         view.difficulty = _difficulty(recipe.scorer, pool_tasks, ctx, None)
@@ -516,7 +516,9 @@ def _feedback(curriculum, review, objective, out: Tensor, losses: Tensor, batch:
 
 
 @torch.no_grad()
-def _quiz(review, memory, objective, model: nn.Module, device: torch.device, step: int) -> None:
+def run_quiz(review, memory, objective, model: nn.Module, device: torch.device, step: int) -> None:
+    """Assess the review schedule's held-out quiz items and feed the per-task
+    scores back (``Feedback.scores``). Used by the loop and the Trainer integration."""
     idx = review.quiz_indices()
     if idx is None or len(idx) == 0:
         return

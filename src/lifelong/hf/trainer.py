@@ -324,7 +324,7 @@ class ContinualTrainer:
         are identical under DDP, so every rank computes the same scores without
         any collective call.
         """
-        from lifelong.engine.loop import _quiz
+        from lifelong.engine.loop import run_quiz
 
         ps = self.pool_schedule
         review = ps.review if ps is not None else None
@@ -333,7 +333,7 @@ class ContinualTrainer:
             return
         accum = max(1, int(self.trainer.args.gradient_accumulation_steps))
         with torch.no_grad():
-            _quiz(review, self.memory, self.objective, self.trainer.model, self._device(), self.ctx.step * accum)
+            run_quiz(review, self.memory, self.objective, self.trainer.model, self._device(), self.ctx.step * accum)
 
     def _batch_for_hooks(self):
         from lifelong.engine.context import Batch
