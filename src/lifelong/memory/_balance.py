@@ -14,6 +14,17 @@ from lifelong.data.examples import Examples
 from lifelong.errors import ConfigError
 
 
+def balance_key(key: str, ctx: object = None) -> str:
+    """Resolve ``key='auto'``: balance on the class ``y``, except in a
+    domain-incremental stream, where every task has the same classes and the
+    units to keep apart are the tasks (balancing by class there lets the
+    newest task's examples crowd out the older ones)."""
+    if key != "auto":
+        return key
+    stream = getattr(ctx, "stream", None)
+    return "task" if getattr(stream, "scenario", None) == "domain" else "y"
+
+
 def class_labels(data: Examples, key: str) -> Tensor:
     """The per-example class used for balancing: ``data[key]`` (``y`` by default)
     or, for data without that field (language-model rows), the ``task`` field."""

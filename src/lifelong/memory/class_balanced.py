@@ -8,7 +8,8 @@ import torch
 from torch import Tensor
 
 from lifelong.data.examples import Examples
-from lifelong.memory._balance import assign_slots, class_labels, padded, shuffle_by_group, water_fill
+from lifelong.memory._balance import (assign_slots, balance_key, class_labels, padded, shuffle_by_group,
+                                      water_fill)
 from lifelong.memory.base import Memory
 from lifelong.memory.registry import BUFFERS
 
@@ -31,20 +32,22 @@ class ClassBalanced(Memory):
     over the capacity, the new examples and the classes: flat as tasks
     accumulate, with no scan of the history and no Python loop over classes.
 
-    ``key`` names the field to balance on (``y``); rows without it (language
-    model data) are balanced by their ``task`` field.
+    ``key`` names the field to balance on: ``auto`` (default) is the class
+    ``y``, or the ``task`` in a domain-incremental stream, whose tasks share
+    their classes; rows without the field (language-model data) are balanced
+    by their ``task`` field.
     """
 
     name: ClassVar[str] = "class-balanced"
 
-    def __init__(self, capacity: int = 200, seed: int = 0, key: str = "y"):
+    def __init__(self, capacity: int = 200, seed: int = 0, key: str = "auto"):
         super().__init__(capacity, seed)
         self.key = key
         self.slot_class = torch.full((self.capacity,), -1, dtype=torch.long)
         self.offered = torch.zeros(0, dtype=torch.long)  # examples offered per class
 
     def select(self, data: Examples, ctx: Any = None) -> tuple[Tensor, Tensor]:
-        labels = class_labels(data, self.key)
+        labels = class_labels(data, balance_key(self.key, ctx))
         held_cls = self.slot_class[: self.filled]
         k = max(int(labels.max()) + 1, int(held_cls.max()) + 1 if self.filled else 0, len(self.offered))
         held = torch.bincount(held_cls, minlength=k)

@@ -9,7 +9,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from lifelong.data.examples import Examples
-from lifelong.memory._balance import assign_slots, class_labels, water_fill
+from lifelong.memory._balance import assign_slots, balance_key, class_labels, water_fill
 from lifelong.memory.base import Memory
 from lifelong.memory.registry import BUFFERS
 
@@ -41,6 +41,12 @@ def herding_order(features: Tensor, m: int) -> Tensor:
 class Herding(Memory):
     """iCaRL exemplar memory: capacity / (classes seen) exemplars per class, chosen by herding.
 
+    The balancing unit is ``key``: ``auto`` (default) is the class ``y``, or the
+    task in a domain-incremental stream (its tasks share their classes, and
+    herding a class over every task's examples with the current model would
+    favour the newest task; measured on 20-task permuted-digits, final
+    accuracy 0.334 by class vs 0.581 by task, reservoir 0.586).
+
     Features come from ``ctx.model.features(x)`` when the model has it (the
     backbone of :class:`~lifelong.models.nets.IncrementalClassifier`),
     otherwise from the model's outputs through the objective (sequence
@@ -61,7 +67,7 @@ class Herding(Memory):
 
     name: ClassVar[str] = "herding"
 
-    def __init__(self, capacity: int = 200, seed: int = 0, key: str = "y", batch_size: int = 512):
+    def __init__(self, capacity: int = 200, seed: int = 0, key: str = "auto", batch_size: int = 512):
         super().__init__(capacity, seed)
         self.key = key
         self.batch_size = int(batch_size)
@@ -96,7 +102,7 @@ class Herding(Memory):
     def select(self, data: Examples, ctx: Any = None) -> tuple[Tensor, Tensor]:
         if ctx is None or getattr(ctx, "model", None) is None:
             raise ValueError("the herding memory needs the training context (its model) to select exemplars")
-        labels = class_labels(data, self.key)
+        labels = class_labels(data, balance_key(self.key, ctx))
         filled = self.filled
         held_cls = self.slot_class[:filled]
         k = max(int(labels.max()) + 1, int(held_cls.max()) + 1 if filled else 0)
