@@ -320,25 +320,16 @@ class MemoryConfig(Section):
         return self
 
 
-class ReviewConfig(_Named):
+class ReviewConfig(_Named, _Registered):
     """When old material is reviewed: a review schedule over the memory (``replay``, spaced repetition...).
 
     ``name`` (or ``schedule``) is a registered schedule; ``params`` its
     parameters, e.g. ``{ratio: 0.5}`` for the share of each batch replayed.
     """
 
+    _kind: ClassVar[str] = "schedule"
     name: str = Field("replay", validation_alias=AliasChoices("name", "schedule"))
     params: dict[str, Any] = Field(default_factory=dict)
-
-    @field_validator("name")
-    @classmethod
-    def _known(cls, v: str) -> str:
-        return _check_name("schedule", v)
-
-    @model_validator(mode="after")
-    def _params(self) -> "ReviewConfig":
-        _check_params("schedule", self.name, self.params)
-        return self
 
 
 class CurriculumConfig(_Named):
