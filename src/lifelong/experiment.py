@@ -168,15 +168,12 @@ class ScoreCache(Callback):
 
 
 def _load_checkpoint(path: Path) -> dict[str, Any] | None:
-    import torch
+    """The run's checkpoint, read without running code from it (None when there is none yet)."""
+    from lifelong.engine.checkpoint import load_checkpoint
 
     if not path.exists():
         return None
-    try:
-        return torch.load(path, map_location="cpu", weights_only=False)
-    except Exception as exc:  # noqa: BLE001 - a damaged file is the user's problem to know about
-        raise LifelongError(f"the checkpoint {path} cannot be read ({exc}); it is damaged. Delete it to start "
-                            "the run again from its beginning.") from None
+    return load_checkpoint(path)
 
 
 def _index(fn: Callable[..., Any], *args: Any, log: RunLog | None = None, **kwargs: Any) -> None:

@@ -31,8 +31,13 @@ class RunResult:
     losses: list[dict[str, Any]] = field(default_factory=list)
     #: schedule state over time: {"step", "task", "<key>": value, ...}
     schedule_log: list[dict[str, Any]] = field(default_factory=list)
-    #: wall-clock seconds spent training each task (evaluation excluded)
+    #: wall-clock seconds spent training each task: forward, backward, optimiser steps, drawing batches and
+    #: feedback; assessment (learning curves, quizzes, score refreshes, the task-end row) and checkpoint
+    #: writes are excluded
     task_seconds: list[float] = field(default_factory=list)
+    #: wall-clock seconds spent assessing during and at the end of each task (learning curves, quizzes,
+    #: difficulty refreshes, memory update, the accuracy-matrix row, probes)
+    assessment_seconds: list[float] = field(default_factory=list)
     #: peak memory (bytes) while training each task: CUDA peak allocation on GPU, peak RSS on CPU
     task_peak_memory: list[int] = field(default_factory=list)
     #: optimiser steps taken in each task

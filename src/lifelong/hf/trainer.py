@@ -9,71 +9,57 @@ A few lines turn a Trainer the user already configured into a continual learner:
     result = learner.fit()          # RunResult: accuracy matrix, baseline, task times
     print(result.accuracy)
 
-How it hooks in (transformers 5.x), all without copying the Trainer's loop:
+This is the second driver of the one teaching engine
+(:class:`lifelong.engine.phase.Teacher`); ``lifelong run``'s loop is the first.
+Every phase is set up, stepped and wrapped up by the engine -- pool, schedules,
+review over memory with task ages, consolidators, memory with their extras,
+assessment -- and the Trainer only runs the optimiser step. How it hooks in
+(transformers 5.x), without copying the Trainer's loop:
 
-* **data order**: the Trainer builds its training DataLoader from
-  ``self._get_train_sampler(dataset)`` (see ``Trainer._get_dataloader``). The
-  mixin returns a :class:`~lifelong.curriculum.sampler.ScheduleItemSampler`,
-  which asks the schedule for ``weights(step)`` at every batch, so mixture
-  weights changed by feedback take effect on the next batch;
-* **feedback**: ``compute_loss`` keeps the model outputs, computes per-sample
-  completion losses (and exact-match correctness) with the
-  :class:`~lifelong.hf.objective.CausalLMObjective` and hands them to
-  ``schedule.update`` -- only when a schedule asks for feedback, so a plain
-  schedule costs nothing;
-* **groups**: the curriculum's view of task t has one group per value of the
-  task's per-sample ``group`` (or ``skill``) column, so a teacher chooses among
-  the skills within a task; without such a column it has one group. Feedback
-  reaches each schedule with group ids of its own view;
-* **consolidation**: ``compute_loss`` adds each consolidator's ``penalty``; its
-  ``after_backward`` / ``after_step`` hooks run as torch optimiser step
-  pre/post hooks (after the Trainer's gradient clipping), ``before_task`` /
-  ``after_task`` around each task's ``trainer.train()``;
-* **replay**: the training dataset of task t is the task's data followed by
-  the replay memory; the review schedule's share of each batch
-  (``review.fraction``) is drawn from memory by the review schedule, the rest
-  by the curriculum. A review schedule that quizzes (``review.quiz_every``,
-  e.g. spaced review) has its held-out memory items assessed every
-  ``quiz_every`` optimiser steps, from the optimiser post-step hook, as the
-  engine loop does; every rank assesses the same items with its own replica
-  (no collective call), so DDP ranks stay in step;
-* **assessment**: after every task all tasks are assessed (exact match of
-  greedy completions), filling the accuracy matrix of a
-  :class:`~lifelong.engine.result.RunResult`.
-* **distributed** (DDP through ``torchrun`` / ``accelerate launch``): every rank
-  builds the same sampler (same seed, same schedule state), which yields the
-  *global* batch (per-device size x world size); accelerate's batch-sampler
-  sharding hands rank r the r-th slice, so ranks see disjoint samples of one
-  draw. Feedback is gathered across ranks before ``update``, so every rank's
-  schedule stays identical.
+* **data order**: ``get_train_dataloader`` returns a DataLoader whose batch
+  sampler asks the engine for each batch (``Teacher.draw_indices``): the
+  curriculum's rows of the pool followed by the review schedule's share of
+  memory rows, exactly the batches ``lifelong run`` draws. Under DDP every rank
+  draws the same global batch and keeps its slice, so the loader is not
+  sharded again by accelerate;
+* **loss**: ``compute_loss`` forms the engine's batch from the drawn indices and
+  returns ``Teacher.loss`` (the objective's loss plus every consolidator's
+  penalty); per-sample losses go back to the schedules when one asks for
+  feedback (gathered across ranks). The Trainer scales it for gradient
+  accumulation (``model_accepts_loss_kwargs`` is off for the wrapped Trainer);
+* **step hooks**: consolidators' ``after_backward`` runs as a torch optimiser
+  step pre-hook (after the Trainer's gradient clipping), and the engine's
+  ``after_step`` (``after_step`` hooks, counters, quizzes of a spaced review
+  every ``quiz_every`` steps, learning curves, step callbacks) as a post-hook;
+* **tasks**: ``before_task``/``after_task``, the memory update and the row of
+  the accuracy matrix around each task's ``trainer.train()``.
 
-The Trainer's ``data_collator`` is replaced by :class:`LMCollator` (the data
-is already tokenised) and its optimiser and LR scheduler are rebuilt for each
-task (the set of trainable parameters may change, e.g. LoRA per task).
+The training collator is :class:`LMCollator` (the data is already tokenised);
+the user's own collator is kept for evaluation. An optimiser passed to the
+Trainer (``optimizers=(opt, sched)``) is kept across tasks; otherwise the
+Trainer builds one per task (the set of trainable parameters may change, e.g.
+LoRA per task).
 """
 
 from __future__ import annotations
 
 import math
-import time
-from typing import Any, Sequence
+from typing import Any, Iterator, Sequence
 
 import torch
 from torch import Tensor
-from torch.utils.data import Dataset
+from torch.utils.data import Dataset, Sampler
 
-from lifelong.curriculum.base import Feedback, PoolView, ReviewSchedule, Schedule
+from lifelong.curriculum.base import Feedback, ReviewSchedule, Schedule
 from lifelong.curriculum.basic import Uniform
-from lifelong.curriculum.sampler import ScheduleItemSampler
 from lifelong.data.examples import Examples
-from lifelong.data.task import Stream, Task
+from lifelong.data.task import Stream
+from lifelong.engine.pool import task_examples
 from lifelong.engine.result import RunResult
-from lifelong.errors import ConfigError, DataError, require
+from lifelong.errors import ConfigError, require
 from lifelong.hf.objective import LM_FIELDS, CausalLMObjective
 
 INDEX, TASK = "lifelong_index", "lifelong_task"
-#: per-sample columns of a task's training rows that split it into groups (skills) for the curriculum, first found wins
-GROUP_COLUMNS = ("group", "skill")
 
 
 # ----------------------------------------------------------------------------- data
@@ -166,66 +152,71 @@ class PoolSchedule(Schedule):
 
 
 # ----------------------------------------------------------------------------- the Trainer mixin
+class _EngineBatches(Sampler[list[int]]):
+    """Batches of the pool dataset drawn by the engine: pool rows, then memory rows (offset by the task's rows)."""
+
+    def __init__(self, learner: "ContinualTrainer", num_batches: int):
+        self.learner, self.num_batches = learner, int(num_batches)
+
+    def __iter__(self) -> Iterator[list[int]]:
+        cl = self.learner
+        for _ in range(self.num_batches):
+            idx, r_idx = cl.teacher.draw_indices(cl.phase)
+            yield idx.tolist() if r_idx is None else idx.tolist() + (r_idx + cl.phase.pool.size).tolist()
+
+    def __len__(self) -> int:
+        return self.num_batches
+
+
 class LifelongTrainerMixin:
     """Overrides of ``Trainer`` methods; mixed in front of the user's Trainer class by :func:`attach`."""
 
     lifelong: "ContinualTrainer | None" = None
 
-    def _get_train_sampler(self, train_dataset=None):  # type: ignore[override]
+    def get_train_dataloader(self):  # type: ignore[override]
         cl = self.lifelong
-        if cl is None or cl.pool_schedule is None:
-            return super()._get_train_sampler(train_dataset)  # type: ignore[misc]
-        # the global batch: accelerate's BatchSamplerShard gives rank r the r-th per-device slice
-        world = max(1, int(self.args.world_size))
-        per_device = int(self.args.per_device_train_batch_size)
-        return ScheduleItemSampler(cl.pool_schedule, per_device * world, cl.num_batches, seed=cl.task_seed,
-                                   rank=0, world_size=1)
+        if cl is None or cl.phase is None:
+            return super().get_train_dataloader()  # type: ignore[misc]
+        from torch.utils.data import DataLoader
 
-    def _set_signature_columns_if_needed(self) -> None:
-        super()._set_signature_columns_if_needed()  # type: ignore[misc]
-        for col in (INDEX, TASK):
-            if col not in self._signature_columns:
-                self._signature_columns.append(col)
+        # not prepared by accelerate: every rank already draws its own slice of the global batch
+        return DataLoader(self.train_dataset, batch_sampler=_EngineBatches(cl, cl.num_batches),
+                          collate_fn=self.data_collator, num_workers=0)
+
+    def get_eval_dataloader(self, eval_dataset=None):  # type: ignore[override]
+        cl = self.lifelong
+        if cl is None:
+            return super().get_eval_dataloader(eval_dataset)  # type: ignore[misc]
+        train_collator, self.data_collator = self.data_collator, cl.eval_collator
+        try:
+            return super().get_eval_dataloader(eval_dataset)  # type: ignore[misc]
+        finally:
+            self.data_collator = train_collator
 
     def create_optimizer(self, model=None):  # type: ignore[override]
         opt = super().create_optimizer(model) if model is not None else super().create_optimizer()  # type: ignore[misc]
-        cl = self.lifelong
-        if cl is not None:
-            cl._hook_optimizer(opt)
+        if self.lifelong is not None:
+            self.lifelong._hook_optimizer(opt)
         return opt
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):  # type: ignore[override]
-        index = inputs.pop(INDEX, None)
-        tasks = inputs.pop(TASK, None)
         cl = self.lifelong
-        if cl is None or not (cl.feedback_needed or cl.penalties):
+        index = inputs.pop(INDEX, None)
+        inputs.pop(TASK, None)
+        if cl is None or cl.phase is None or index is None or not model.training:
             return super().compute_loss(model, inputs, return_outputs, num_items_in_batch)  # type: ignore[misc]
-        loss, outputs = super().compute_loss(model, inputs, True, num_items_in_batch)  # type: ignore[misc]
-        logits = outputs["logits"] if isinstance(outputs, dict) else outputs[0]
-        fields = {k: inputs[k] for k in LM_FIELDS}
-        if tasks is not None:
-            fields["task"] = tasks
-        data = Examples(fields)
-        cl._last_batch = data
-        if model.training and cl.penalties:
-            from lifelong.engine.context import Batch
-
-            batch = Batch(data, data.size, index if index is not None else torch.arange(data.size))
-            scale = self._penalty_scale(num_items_in_batch)
-            for c in cl.penalties:
-                extra = c.penalty(cl.ctx, batch, logits)
-                if extra is not None:
-                    loss = loss + extra * scale
-        if model.training and cl.feedback_needed and index is not None:
-            cl._feedback(self, logits.detach(), data, index)
-        return (loss, outputs) if return_outputs else loss
-
-    def _penalty_scale(self, num_items_in_batch) -> float:
-        # The Trainer divides a per-batch loss by the accumulation steps unless the model already normalised
-        # it over the accumulated batch; a penalty must end up counted once per optimiser step either way.
-        scaled = (getattr(self, "model_accepts_loss_kwargs", False) and num_items_in_batch is not None) \
-            or getattr(self, "compute_loss_func", None) is not None
-        return 1.0 / max(1, int(self.args.gradient_accumulation_steps)) if scaled else 1.0
+        teacher, ph = cl.teacher, cl.phase
+        index = index.cpu().long()
+        new = index < ph.pool.size
+        r_idx = index[~new] - ph.pool.size
+        batch = teacher.take(ph, index[new], r_idx if len(r_idx) else None)
+        step = teacher.loss(ph, batch, model=model)
+        value = float(step.loss.detach())
+        teacher.check_finite(ph, value)
+        if ph.wants_feedback:
+            teacher.feedback(ph, step.out, step.losses, batch, ph.sampler.step)
+        cl._last = (batch, value)
+        return (step.loss, {"logits": step.out}) if return_outputs else step.loss
 
 
 _CLASSES: dict[type, type] = {}
@@ -248,6 +239,8 @@ def attach(trainer: Any) -> Any:
     if not isinstance(trainer, transformers.Trainer):
         raise ConfigError(f"expected a transformers.Trainer (or subclass such as SFTTrainer); got {type(trainer).__name__}.")
     trainer.__class__ = lifelong_trainer_class(type(trainer))
+    # the engine's loss is a mean over the micro-batch: the Trainer must divide it by the accumulation steps
+    trainer.model_accepts_loss_kwargs = False
     return trainer
 
 
@@ -259,13 +252,17 @@ class ContinualTrainer:
     with ``memory`` replays earlier tasks; ``consolidators`` add penalties and
     gradient/parameter hooks; ``steps`` per task overrides the Trainer's
     ``max_steps`` (else ``args.max_steps``, else ``num_train_epochs`` passes).
+    ``callbacks`` are lifelong callbacks (progress, logs) that observe the run.
     ``fit()`` returns a :class:`RunResult`.
     """
 
     def __init__(self, trainer: Any, stream: Stream, schedule: Schedule | None = None,
                  review: ReviewSchedule | None = None, memory: Any = None, consolidators: Sequence[Any] = (),
                  objective: CausalLMObjective | None = None, steps: int | None = None, seed: int | None = None,
-                 eval_batch_size: int = 128, evaluate: bool = True):
+                 eval_batch_size: int = 128, evaluate: bool = True, scorer: Any = None,
+                 callbacks: Sequence[Any] = ()):
+        from lifelong.engine.config import Recipe
+
         if stream.kind != "lm":
             raise ConfigError(f"ContinualTrainer needs a language-model stream (kind 'lm'); '{stream.name}' is "
                               f"'{stream.kind}'.")
@@ -278,106 +275,63 @@ class ContinualTrainer:
         self.schedule = schedule or Uniform()
         self.review, self.memory = review, memory
         self.consolidators = list(consolidators)
+        # the Recipe checks what the loop checks: a consolidator that needs memory has one
+        self.recipe = Recipe(name="trainer", consolidators=self.consolidators, memory=memory, review=review,
+                             curriculum=self.schedule, scorer=scorer)
         self.objective = objective or CausalLMObjective(stream)
         self.steps = steps
         self.seed = int(trainer.args.seed if seed is None else seed)
         self.eval_batch_size = int(eval_batch_size)
         self.evaluate = evaluate
-        self.penalties = [c for c in self.consolidators if _overrides(c, "penalty")]
-        self._grad_hooks = [c for c in self.consolidators if _overrides(c, "after_backward")]
-        self._step_hooks = [c for c in self.consolidators if _overrides(c, "after_step")]
+        self.callbacks = list(callbacks)
+        self._max_steps = int(trainer.args.max_steps or 0)
+        self._user_optimizer = trainer.optimizer is not None
+        self._hooked: set[int] = set()
+        self.teacher: Any = None
+        self.phase: Any = None
         self.pool_schedule: PoolSchedule | None = None
-        self.feedback_needed = False
         self.num_batches = 0
-        self.task_seed = self.seed
-        self.ctx: Any = None
-        self._last_batch: Examples | None = None
-        self._fb_step = 0
-        self.result = RunResult(task_names=stream.task_names)
+        self._last: tuple[Any, float] | None = None
+        self.eval_collator = trainer.data_collator
         trainer.data_collator = LMCollator()
+
+    @property
+    def ctx(self):
+        return self.teacher.ctx if self.teacher is not None else None
+
+    @property
+    def result(self) -> RunResult:
+        return self.teacher.result if self.teacher is not None else RunResult(task_names=self.stream.task_names)
 
     # -- pieces called from the Trainer ------------------------------------------------
     def _hook_optimizer(self, opt: torch.optim.Optimizer) -> None:
-        if self.ctx is not None:
-            self.ctx.optimizer = opt
-        if self._grad_hooks:
-            def pre(_opt, _args, _kwargs):
-                for c in self._grad_hooks:
-                    c.after_backward(self.ctx, self._batch_for_hooks())
-            opt.register_step_pre_hook(pre)
+        self.teacher.ctx.optimizer = opt
+        if id(opt) in self._hooked:
+            return
+        self._hooked.add(id(opt))
+
+        def pre(_opt, _args, _kwargs):
+            if self.phase is not None and self._last is not None:
+                self.teacher.after_backward(self._last[0])
 
         def post(_opt, _args, _kwargs):
-            self.ctx.step += 1
-            self.ctx.global_step += 1
-            for c in self._step_hooks:
-                c.after_step(self.ctx)
-            self._maybe_quiz()
+            if self.phase is None or self._last is None:
+                return
+            batch, value = self._last
+            accum = max(1, int(self.trainer.args.gradient_accumulation_steps))
+            teacher = self.teacher
+            # the engine's after_step, with quizzes on the schedules' clock (batches drawn)
+            for c in teacher.consolidators:
+                c.after_step(teacher.ctx)
+            teacher.ctx.step += 1
+            teacher.ctx.global_step += 1
+            teacher.ctx.last_loss = value
+            teacher.assess_on_cadence(self.phase, quiz_step=teacher.ctx.step * accum)
+            for cb in teacher.step_callbacks:
+                cb.on_step_end(teacher.ctx, value)
+
+        opt.register_step_pre_hook(pre)
         opt.register_step_post_hook(post)
-
-    def _maybe_quiz(self) -> None:
-        """Every ``review.quiz_every`` optimiser steps, assess the review's held-out memory items.
-
-        The engine loop's quiz, run on the Trainer's (unwrapped) model: per-task
-        accuracy of the quiz items goes to ``review.update`` as ``scores``. The
-        step is in the schedules' clock (batches drawn, i.e. optimiser steps x
-        gradient accumulation). Quiz items are fixed at ``start`` and replicas
-        are identical under DDP, so every rank computes the same scores without
-        any collective call.
-        """
-        from lifelong.engine.loop import run_quiz
-
-        ps = self.pool_schedule
-        review = ps.review if ps is not None else None
-        every = int(getattr(review, "quiz_every", 0) or 0) if review is not None else 0
-        if not every or self.ctx.step % every:
-            return
-        accum = max(1, int(self.trainer.args.gradient_accumulation_steps))
-        with torch.no_grad():
-            run_quiz(review, self.memory, self.objective, self.trainer.model, self._device(), self.ctx.step * accum)
-
-    def _batch_for_hooks(self):
-        from lifelong.engine.context import Batch
-
-        data = self._last_batch
-        return Batch(data, data.size, torch.arange(data.size)) if data is not None else None
-
-    def _feedback(self, trainer: Any, logits: Tensor, data: Examples, index: Tensor) -> None:
-        losses = self.objective.per_sample_loss(logits, data).float()
-        correct = self.objective.correct(logits, data)
-        index = index.to(losses.device)
-        if int(trainer.args.world_size) > 1:  # every rank must update its schedule with the same feedback
-            gather = trainer.accelerator.gather
-            losses, correct, index = gather(losses), gather(correct.long()).bool(), gather(index)
-        index = index.cpu().long()
-        self._fb_step += 1
-        # groups are filled in per schedule (its own view) by PoolSchedule.update
-        self.pool_schedule.update(Feedback(self._fb_step, index, losses.cpu(), correct.cpu()))
-
-    # -- the stream ----------------------------------------------------------------------
-    def _pool(self, task: Task) -> tuple[Examples, Tensor, int]:
-        rows = Examples({f: task.train[f] for f in LM_FIELDS})
-        tasks = torch.full((rows.size,), task.index, dtype=torch.long)
-        if self.review is not None and self.memory is not None and len(self.memory) > 0:
-            mem = self.memory.examples
-            rows = Examples.cat([rows, Examples({f: mem[f] for f in LM_FIELDS})])
-            tasks = torch.cat([tasks, mem["task"].long()])
-        return rows, tasks, task.train.size
-
-    @staticmethod
-    def _task_view(task: Task, difficulty: Tensor | None) -> PoolView:
-        """The curriculum's view of a task's rows: one group per value of its ``group``/``skill`` column, else one."""
-        n = task.train.size
-        for column in GROUP_COLUMNS:
-            if column in task.train:
-                col = task.train[column]
-                if col.dim() != 1:
-                    raise DataError(f"task '{task.name}': the '{column}' column must hold one group value per row "
-                                    f"(shape ({n},)); got shape {tuple(col.shape)}.")
-                values, codes = torch.unique(col, return_inverse=True)
-                names = [f"{column}={v.item():g}" if values.is_floating_point() else f"{column}={v.item()}"
-                         for v in values]
-                return PoolView(n, codes.long(), len(names), difficulty, names, {"group_column": column})
-        return PoolView(n, torch.zeros(n, dtype=torch.long), 1, difficulty, [task.name])
 
     def _device(self) -> torch.device:
         return next(self.trainer.model.parameters()).device
@@ -387,81 +341,62 @@ class ContinualTrainer:
         model, device = self.trainer.model, self._device()
         return [self.objective.evaluate(model, t, device, self.eval_batch_size) for t in self.stream.tasks]
 
+    def _total(self, pool_size: int) -> int:
+        """Optimiser steps of a task: ``steps``, else the Trainer's ``max_steps``, else its epochs."""
+        args = self.trainer.args
+        if self.steps:
+            return int(self.steps)
+        if self._max_steps > 0:
+            return self._max_steps
+        global_batch = int(args.per_device_train_batch_size) * max(1, int(args.world_size))
+        accum = max(1, int(args.gradient_accumulation_steps))
+        return max(1, math.ceil(args.num_train_epochs * pool_size / (global_batch * accum)))
+
     def fit(self) -> RunResult:
         from lifelong.engine.config import TrainConfig
-        from lifelong.engine.context import Context
+        from lifelong.engine.phase import Teacher
 
-        trainer, args, result = self.trainer, self.trainer.args, self.result
-        t_run = time.perf_counter()
-        if self.evaluate:
-            result.baseline = self.assess()
+        trainer, args = self.trainer, self.trainer.args
+        accum = max(1, int(args.gradient_accumulation_steps))
+        device = self._device()
         cfg = TrainConfig(batch_size=int(args.per_device_train_batch_size), lr=float(args.learning_rate),
-                          device="cpu", seed=self.seed)
-        self.ctx = Context(model=trainer.model, stream=self.stream, task=self.stream[0], objective=self.objective,
-                           config=cfg, device=self._device(), memory=self.memory)
-        for task in self.stream.tasks:
-            ctx = self.ctx
-            ctx.task, ctx.task_index, ctx.pool_tasks, ctx.step = task, task.index, [task.index], 0
-            ctx.device = self._device()
-            rows, tasks, n_task = self._pool(task)
-            world = max(1, int(args.world_size))
-            global_batch = int(args.per_device_train_batch_size) * world
-            accum = max(1, int(args.gradient_accumulation_steps))
-            if self.steps:
-                total = int(self.steps)
-            elif args.max_steps and args.max_steps > 0:
-                total = int(args.max_steps)
-            else:
-                total = max(1, math.ceil(args.num_train_epochs * n_task / (global_batch * accum)))
-            ctx.total_steps = total
-            self.num_batches = total * accum
-            self.task_seed = self.seed * 100_003 + task.index
-            for c in self.consolidators:
-                c.before_task(ctx)
-            difficulty = task.train["difficulty"].float() if "difficulty" in task.train else None
-            if self.schedule.needs_difficulty and difficulty is None:
-                raise ConfigError(f"schedule '{self.schedule.name}' needs difficulty scores but task '{task.name}' "
-                                  "has no 'difficulty' field.")
-            view = self._task_view(task, difficulty)
-            self.schedule.start(view, total * accum, seed=self.task_seed)
-            review = self.review if rows.size > n_task else None
-            if review is not None:
-                mem_tasks = tasks[n_task:]
-                review.start(PoolView(rows.size - n_task, mem_tasks, len(self.stream), None, self.stream.task_names),
-                             total * accum, seed=self.task_seed + 7)
-            self.pool_schedule = PoolSchedule(self.schedule, review, n_task)
-            self.pool_schedule.start(PoolView(rows.size, tasks, len(self.stream), None, self.stream.task_names),
-                                     total * accum, seed=self.task_seed)
-            self.feedback_needed = self.pool_schedule.needs_feedback
-            self._fb_step = 0
-            trainer.train_dataset = PoolDataset(rows, tasks)
-            trainer.args.max_steps = total
-            trainer.optimizer, trainer.lr_scheduler = None, None
-            t0 = time.perf_counter()
-            trainer.train()
-            result.task_seconds.append(time.perf_counter() - t0)
-            result.task_steps.append(total)
-            for c in self.consolidators:
-                c.after_task(ctx)
-            if self.memory is not None:
-                mem = {f: task.train[f] for f in LM_FIELDS}
-                mem["task"] = torch.full((task.train.size,), task.index, dtype=torch.long)
-                self.memory.add(Examples(mem), ctx)
-            log = self.pool_schedule.log()
-            if log:
-                result.schedule_log.append({"step": ctx.global_step, "task": task.index, **log})
-            if self.evaluate:
-                result.accuracy.append(self.assess())
-                result.row_tasks.append(list(range(task.index + 1)))
-        result.complete = True
-        result.wall_seconds = time.perf_counter() - t_run
-        return result
+                          device=str(device), seed=self.seed, eval_batch_size=self.eval_batch_size, log_every=0)
+        self.teacher = teacher = Teacher(self.stream, trainer.model, self.recipe, cfg, self.objective,
+                                         self.callbacks, device=device, assess=self.evaluate)
+        teacher.start_run()
+        if self._user_optimizer:
+            self._hook_optimizer(trainer.optimizer)
+        try:
+            for index in range(len(teacher.phases)):
+                ph = teacher.start_phase(index, build_optimizer=False,
+                                         total_steps=lambda size: self._total(size) * accum)
+                steps = ph.total // accum
+                teacher.ctx.total_steps = steps
+                self.phase, self.num_batches = ph, ph.total
+                self.pool_schedule = PoolSchedule(teacher.curriculum, self.review if ph.reviewing else None,
+                                                  ph.pool.size)
+                trainer.train_dataset = self._dataset(ph)
+                trainer.args.max_steps = steps
+                if not self._user_optimizer:
+                    trainer.optimizer, trainer.lr_scheduler = None, None
+                trainer.train()
+                self._last = None
+                teacher.end_phase(ph)
+                self.phase = None
+        except (Exception, KeyboardInterrupt) as exc:
+            exc.result = teacher.finish(exc)  # type: ignore[attr-defined]
+            raise
+        finally:
+            trainer.args.max_steps = self._max_steps
+        return teacher.finish()
 
-
-def _overrides(obj: Any, method: str) -> bool:
-    from lifelong.consolidation.base import Consolidator
-
-    return getattr(type(obj), method, None) is not getattr(Consolidator, method)
+    def _dataset(self, ph) -> "PoolDataset":
+        """The phase's pool rows followed by the memory rows, as the Trainer's training dataset."""
+        rows = Examples.cat([task_examples(self.stream[i], LM_FIELDS) for i in ph.tasks])
+        if ph.reviewing:
+            mem = self.memory.examples
+            rows = Examples.cat([rows, Examples({k: mem[k] for k in (*LM_FIELDS, "task")})])
+        return PoolDataset(rows, rows["task"])
 
 
 __all__ = ["ContinualTrainer", "LifelongTrainerMixin", "LMCollator", "PoolDataset", "PoolSchedule", "attach",

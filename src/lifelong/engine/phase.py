@@ -1,0 +1,585 @@
+"""The teaching logic, written once: a phase's set-up, its step, its wrap-up.
+
+A *phase* is one stretch of training on one study pool: task t of a sequential
+stream, tasks 0..t of a cumulative one, every task at once for joint training.
+:class:`Teacher` holds what lives across phases (model, recipe, objective,
+memory, results) and answers, for both drivers:
+
+* :meth:`Teacher.start_phase` -- classes seen, head growth, pool and its view,
+  difficulty scores, the curriculum and its sampler, review over memory with
+  task ages, consolidators' ``before_task``, the optimiser;
+* :meth:`Teacher.draw` / :meth:`Teacher.take` -- the next batch (curriculum rows
+  plus the review schedule's share of memory rows);
+* :meth:`Teacher.loss` -- forward, loss (per-sample when a schedule wants
+  feedback) plus consolidator penalties;
+* :meth:`Teacher.after_backward` and :meth:`Teacher.after_step` -- gradient
+  hooks; then step count, ``after_step`` hooks, feedback, quizzes, score
+  refresh, logs, learning curves and step callbacks;
+* :meth:`Teacher.end_phase` -- ``after_task``, memory update with the
+  consolidators' extras, the assessment row, probes, logs.
+
+A driver decides only who runs the optimiser step: :func:`lifelong.engine.loop.train_stream`
+does it itself, :class:`lifelong.hf.trainer.ContinualTrainer` lets a
+``transformers.Trainer`` do it and calls the same methods from its hooks.
+Checkpoint state is captured and restored by :mod:`lifelong.engine.checkpoint`.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+import time
+from contextlib import nullcontext
+from dataclasses import dataclass, field
+from typing import Any, Callable, ContextManager, Iterable
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from lifelong.curriculum.base import Feedback, PoolView
+from lifelong.curriculum.basic import Uniform
+from lifelong.curriculum.sampler import ScheduleSampler
+from lifelong.data.examples import Examples
+from lifelong.data.task import Stream, Task
+from lifelong.engine.callbacks import Callback
+from lifelong.engine.config import Recipe, TrainConfig
+from lifelong.engine.context import Batch, Context
+from lifelong.engine.distributed import gather_feedback
+from lifelong.engine.objective import ClassificationObjective
+from lifelong.engine.pool import Pool, task_examples
+from lifelong.engine.resources import PeakMemory
+from lifelong.engine.result import RunResult
+from lifelong.errors import LifelongError, TrainingError
+
+
+# ----------------------------------------------------------------------------- helpers
+def seed_everything(seed: int) -> None:
+    """Seed Python, NumPy and torch (model initialisation, dropout)."""
+    random.seed(seed)
+    np.random.seed(seed % (2**32))
+    torch.manual_seed(seed)
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    try:
+        dev = torch.device(name)
+    except RuntimeError:
+        raise LifelongError(f"device '{name}' is not a valid device; use auto, cpu, cuda, cuda:N or mps.") from None
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise LifelongError(f"device '{name}' was asked for but CUDA is not available here; use device: auto or cpu.")
+    if dev.type == "cuda" and dev.index is not None and dev.index >= torch.cuda.device_count():
+        raise LifelongError(f"device '{name}' does not exist: this machine has {torch.cuda.device_count()} CUDA "
+                            "device(s); use device: auto, cuda or cuda:N with a smaller N.")
+    return dev
+
+
+def make_objective(stream: Stream, model: nn.Module, **kwargs: Any):
+    """The objective for a stream's kind: classification or causal language modelling."""
+    if stream.kind == "lm":
+        from lifelong.hf.objective import CausalLMObjective
+
+        return CausalLMObjective(stream, **kwargs)
+    return ClassificationObjective(stream)
+
+
+def make_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
+    params = [p for p in model.parameters() if p.requires_grad]
+    if not params:
+        raise LifelongError("the model has no trainable parameters (every parameter is frozen).")
+    if cfg.optimizer == "sgd":
+        return torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
+    if cfg.optimizer == "adam":
+        return torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    return torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+
+
+def evaluate_tasks(model: nn.Module, objective, tasks: Iterable[Task], device: torch.device,
+                   batch_size: int, baseline: bool = False) -> list[float]:
+    return [objective.evaluate(model, t, device, batch_size, baseline=baseline) for t in tasks]
+
+
+def phase_pools(stream: Stream, recipe: Recipe) -> list[list[int]]:
+    """Which tasks form the pool of each phase."""
+    n = len(stream)
+    if recipe.pool == "joint":
+        return [list(range(n))]
+    if recipe.pool == "cumulative":
+        return [list(range(i + 1)) for i in range(n)]
+    return [[i] for i in range(n)]
+
+
+def task_ages(result: RunResult, phases: list[list[int]], n_tasks: int) -> list[float]:
+    """Steps since each task was last studied in a finished phase (inf if never):
+    phase i studied the tasks of its pool, ``phases[i]``."""
+    ends = [sum(result.task_steps[: i + 1]) for i in range(len(result.task_steps))]
+    now = ends[-1] if ends else 0
+    ages = [float("inf")] * n_tasks
+    for i, end in enumerate(ends):
+        for j in phases[i]:
+            ages[j] = float(now - end)
+    return ages
+
+
+def reinitialise(model: nn.Module) -> None:
+    for m in model.modules():
+        if m is not model and hasattr(m, "reset_parameters"):
+            m.reset_parameters()
+
+
+def params_changed(optimizer: torch.optim.Optimizer, model: nn.Module) -> bool:
+    in_opt = {id(p) for g in optimizer.param_groups for p in g["params"]}
+    return in_opt != {id(p) for p in model.parameters() if p.requires_grad}
+
+
+@torch.no_grad()
+def run_quiz(review, memory, objective, model: nn.Module, device: torch.device, step: int) -> None:
+    """Assess the review schedule's held-out quiz items and feed the per-task
+    scores back (``Feedback.scores``)."""
+    idx = review.quiz_indices()
+    if idx is None or len(idx) == 0:
+        return
+    was = model.training
+    model.eval()
+    data = memory.examples.take(idx).to(device)
+    correct = objective.correct(objective.forward(model, data), data).float().cpu()
+    model.train(was)
+    groups = memory.examples["task"][idx].long()
+    scores = {int(g): float(correct[groups == g].mean()) for g in torch.unique(groups)}
+    review.update(Feedback(step, indices=idx, correct=correct.bool(), groups=groups, scores=scores))
+
+
+#: per-sample columns of a task's training rows that split it into groups (skills) for the curriculum, first found wins
+GROUP_COLUMNS = ("group", "skill")
+
+
+def _group_column(task: Task) -> str | None:
+    return next((c for c in GROUP_COLUMNS if c in task.train), None)
+
+
+def task_view(task: Task, difficulty: Tensor | None = None) -> PoolView:
+    """The curriculum's view of one task's rows: one group per value of its ``group``/``skill``
+    column (so a teacher chooses among the skills within a task), else a single group."""
+    from lifelong.errors import DataError
+
+    n, column = task.train.size, _group_column(task)
+    if column is None:
+        return PoolView(n, torch.zeros(n, dtype=torch.long), 1, difficulty, [task.name])
+    col = task.train[column]
+    if col.dim() != 1:
+        raise DataError(f"task '{task.name}': the '{column}' column must hold one group value per row "
+                        f"(shape ({n},)); got shape {tuple(col.shape)}.")
+    values, codes = torch.unique(col, return_inverse=True)
+    names = [f"{column}={v.item():g}" if values.is_floating_point() else f"{column}={v.item()}" for v in values]
+    return PoolView(n, codes.long(), len(names), difficulty, names, {"group_column": column})
+
+
+# ----------------------------------------------------------------------------- one phase
+@dataclass
+class Phase:
+    """The live state of one phase; built by :meth:`Teacher.start_phase`."""
+
+    index: int
+    tasks: list[int]
+    task: Task
+    pool: Pool
+    view: PoolView
+    total: int
+    seed: int
+    sampler: ScheduleSampler
+    review_sampler: ScheduleSampler | None
+    wants_feedback: bool
+    optimizer: torch.optim.Optimizer | None
+    #: training seconds of this phase so far (evaluation, quizzes and checkpoint writes excluded)
+    train_seconds: float = 0.0
+    #: seconds spent assessing during this phase (learning curves, quizzes, score refreshes)
+    assess_seconds: float = 0.0
+    peak: PeakMemory | None = None
+    started: float = field(default_factory=time.perf_counter)
+
+    @property
+    def reviewing(self) -> bool:
+        return self.review_sampler is not None
+
+
+@dataclass
+class StepOutput:
+    """What one forward pass produced: model output, per-sample losses (when a
+    schedule wants feedback) and the total loss with penalties."""
+
+    out: Tensor
+    losses: Tensor | None
+    loss: Tensor
+
+
+class Teacher:
+    """The teaching logic of one run, shared by both drivers."""
+
+    def __init__(self, stream: Stream, model: nn.Module, recipe: Recipe | None = None,
+                 config: TrainConfig | None = None, objective: Any = None, callbacks: Iterable[Callback] = (),
+                 device: torch.device | None = None, assess: bool = True):
+        self.recipe = recipe or Recipe()
+        #: whether to measure the accuracy matrix (baseline, a row per phase, probes)
+        self.assess = assess
+        self.cfg = config or TrainConfig()
+        stream.validate()
+        self.stream = stream
+        self.device = device if device is not None else resolve_device(self.cfg.device)
+        model.to(self.device)
+        self.model = model
+        self.objective = objective or make_objective(stream, model)
+        self.callbacks = list(callbacks)
+        self.step_callbacks = [c for c in self.callbacks if type(c).on_step_end is not Callback.on_step_end]
+        self.curriculum = self.recipe.curriculum or Uniform()
+        self.review, self.memory = self.recipe.review, self.recipe.memory
+        self.consolidators = list(self.recipe.consolidators)
+        self.phases = phase_pools(stream, self.recipe)
+        self.memory_fields = tuple(dict.fromkeys(f for c in self.consolidators for f in c.memory_fields))
+        self.mean_loss = getattr(self.objective, "loss", None) or \
+            (lambda o, d: self.objective.per_sample_loss(o, d).mean())
+        use_amp = bool(self.cfg.amp and self.device.type == "cuda")
+        self.amp_dtype = torch.bfloat16 if use_amp and torch.cuda.is_bf16_supported() else torch.float16
+        self.use_amp = use_amp
+        self.scaler = torch.amp.GradScaler("cuda") if use_amp and self.amp_dtype == torch.float16 else None
+        self.result = RunResult(task_names=stream.task_names)
+        self.ctx = Context(model=model, stream=stream, task=stream[self.phases[0][-1]], objective=self.objective,
+                           config=self.cfg, device=self.device, memory=self.memory)
+        #: the checkpoint being resumed from, until its phase has been set up
+        self.resume: dict[str, Any] | None = None
+        self.first_phase = 0
+        self._t_run = time.perf_counter()
+        self._weights_norm0: float | None = None
+
+    # -- the run ------------------------------------------------------------------------
+    def start_run(self, resume: dict[str, Any] | None = None) -> None:
+        """Restore a checkpoint (``resume``) or measure the untrained model; tell callbacks the stream starts."""
+        from lifelong.engine import checkpoint
+
+        if resume is not None:
+            checkpoint.restore_run(self, resume)
+            self.resume, self.first_phase = resume, int(resume["phase"])
+            self.ctx.task = self.stream[self.phases[min(self.first_phase, len(self.phases) - 1)][-1]]
+            self._t_run -= self.result.wall_seconds
+        elif self.assess and self.stream.scenario != "class":
+            # b_j, the untrained model's accuracy, for forward transfer. Not in the class-incremental
+            # scenario: there a task's classes are unreachable before it is learned (R[j-1][j] = 0), so
+            # forward transfer would only measure chance; it is reported as undefined instead.
+            self.result.baseline = evaluate_tasks(self.model, self.objective, self.stream.tasks, self.device,
+                                                  self.cfg.eval_batch_size, baseline=True)
+        if resume is None and self.assess:
+            self.probe()
+        self._weights_norm0 = _weights_norm(self.model)
+        for cb in self.callbacks:
+            cb.on_stream_start(self.ctx, self.result)
+
+    def elapsed(self) -> float:
+        return time.perf_counter() - self._t_run
+
+    def finish(self, exc: BaseException | None = None) -> RunResult:
+        """Close the run: wall time, a note on why it stopped, callbacks' ``on_stream_end``."""
+        result = self.result
+        result.wall_seconds = self.elapsed()
+        if exc is None:
+            result.complete = True
+        elif isinstance(exc, KeyboardInterrupt):
+            result.notes.append("interrupted; continue with `lifelong run --resume RUN_DIR`")
+        else:
+            result.notes.append(str(exc))
+        for cb in self.callbacks:
+            cb.on_stream_end(self.ctx, result)
+        return result
+
+    def probe(self) -> None:
+        """Append the objective's probes (if it has any) for the current model."""
+        probes = getattr(self.objective, "probes", None)
+        if probes is None:
+            return
+        for name, value in probes(self.model, self.stream, self.device, self.cfg.eval_batch_size).items():
+            self.result.probes.setdefault(name, []).append(float(value))
+
+    def autocast(self) -> ContextManager:
+        return torch.autocast("cuda", dtype=self.amp_dtype) if self.use_amp else nullcontext()
+
+    # -- 1. set up ----------------------------------------------------------------------
+    def start_phase(self, index: int, build_optimizer: bool = True,
+                    total_steps: Callable[[int], int] | None = None) -> Phase:
+        """Set phase ``index`` up (restoring a mid-phase checkpoint's own state when resuming).
+
+        ``total_steps(pool_size)`` gives the phase's number of batches when the
+        driver plans them (the Trainer); by default ``train.steps`` or
+        ``train.epochs`` passes over the pool. ``build_optimizer=False`` leaves
+        the optimiser to the driver (it must set ``ctx.optimizer``)."""
+        stream, recipe, cfg, ctx, model = self.stream, self.recipe, self.cfg, self.ctx, self.model
+        resume = self.resume if self.resume is not None and index == self.first_phase \
+            and int(self.resume["step"]) > 0 else None
+        tasks = self.phases[index]
+        pool_tasks = [stream[i] for i in tasks]
+        task = pool_tasks[-1]
+        seen = sorted({c for t in stream.tasks[: task.index + 1] for c in t.classes}
+                      | {c for t in pool_tasks for c in t.classes})
+        ctx.task, ctx.task_index, ctx.pool_tasks, ctx.seen_classes = task, index, tasks, seen
+        ctx.step = int(resume["step"]) if resume is not None else 0
+        ctx.device = self.device
+        self.objective.begin_task(stream, task, seen)
+        memory = self.memory
+        if recipe.pool == "memory" and resume is None:
+            memory.add(task_examples(task, self.objective.model_fields), ctx)
+        if recipe.reinit and resume is None:
+            reinitialise(model)
+        if hasattr(model, "adapt"):
+            model.adapt(seen)
+            model.to(self.device)
+        if recipe.pool == "memory":
+            pool = Pool([], self.objective.model_fields, self.device, memory_examples=memory.examples)
+            view = pool.view(num_groups=len(stream), group_names=stream.task_names)
+        else:
+            pool = Pool(pool_tasks, self.objective.model_fields, self.device)
+            view = task_view(task) if len(pool_tasks) == 1 and _group_column(task) else pool.view()
+        for c in self.consolidators:
+            c.before_task(ctx)
+        optimizer = None
+        if build_optimizer:
+            if ctx.optimizer is None or cfg.reset_optimizer or params_changed(ctx.optimizer, model):
+                ctx.optimizer = make_optimizer(model, cfg)
+            optimizer = ctx.optimizer
+        if total_steps is not None:
+            total = int(total_steps(pool.size))
+        else:
+            total = cfg.steps if cfg.steps > 0 else cfg.epochs * math.ceil(pool.size / cfg.batch_size)
+        ctx.total_steps = total
+        seed = cfg.seed * 100_003 + index
+        if self.curriculum.needs_difficulty or recipe.scorer is not None:
+            view.difficulty = resume["difficulty"] if resume is not None and resume.get("difficulty") is not None \
+                else self._difficulty(pool_tasks)
+            for cb in self.callbacks:
+                cb.on_scores(ctx, view.difficulty, pool.item_tasks())
+        self.curriculum.start(view, total, seed=seed)
+        sampler = ScheduleSampler(self.curriculum, cfg.batch_size, seed=seed)
+        review_sampler = None
+        if self.review is not None and memory is not None and len(memory) > 0:
+            # groups are copied: memory.add rewrites the buffer in place at the task end
+            mem_view = PoolView(len(memory), memory.examples["task"].long().clone(), len(stream), None,
+                                stream.task_names, {"ages": task_ages(self.result, self.phases, len(stream))})
+            self.review.start(mem_view, total, seed=seed + 7)
+            review_sampler = ScheduleSampler(self.review, cfg.batch_size, seed=seed + 7)
+        ph = Phase(index=index, tasks=tasks, task=task, pool=pool, view=view, total=total, seed=seed,
+                   sampler=sampler, review_sampler=review_sampler, optimizer=optimizer,
+                   wants_feedback=self.curriculum.needs_feedback or
+                   (review_sampler is not None and self.review.needs_feedback))
+        if resume is not None:
+            from lifelong.engine import checkpoint
+
+            checkpoint.restore_phase(self, ph, resume)
+        self.resume = None
+        for cb in self.callbacks:
+            cb.on_task_start(ctx)
+        model.train()
+        ph.peak = PeakMemory(self.device)
+        ph.started = time.perf_counter()
+        return ph
+
+    def _difficulty(self, tasks: list[Task]) -> Tensor:
+        scorer = self.recipe.scorer
+        if scorer is None:
+            missing = [t.name for t in tasks if "difficulty" not in t.train]
+            if missing:
+                raise LifelongError(
+                    f"the curriculum needs difficulty scores but task(s) {missing} have no 'difficulty' field; "
+                    "set curriculum.scorer (e.g. loss, transfer, length) or add a difficulty column to the data.")
+            return torch.cat([t.train["difficulty"].float() for t in tasks])
+        return torch.cat([scorer.score(t, self.ctx).float().cpu() for t in tasks])
+
+    # -- 2. a step ----------------------------------------------------------------------
+    def draw_indices(self, ph: Phase) -> tuple[Tensor, Tensor | None]:
+        """The next batch's pool indices (by the curriculum) and memory slots (by the review schedule)."""
+        idx = ph.sampler.next_batch()
+        if ph.review_sampler is None:
+            return idx, None
+        frac = float(self.review.fraction(self.ctx.step))
+        n_rev = int(round(self.cfg.batch_size * frac / (1.0 - frac))) if frac > 0 else 0
+        return idx, (ph.review_sampler.next_batch(n_rev) if n_rev > 0 else None)
+
+    def take(self, ph: Phase, idx: Tensor, r_idx: Tensor | None) -> Batch:
+        """The batch of pool rows ``idx`` followed by memory rows ``r_idx``, on the device."""
+        new = ph.pool.take(idx)
+        if r_idx is None:
+            return Batch(new, len(idx), idx)
+        replay = self.memory.examples.take(r_idx).to(self.device)
+        data = Examples({k: torch.cat([new[k], replay[k].to(new[k].dtype)])
+                         for k in (*self.objective.model_fields, "task")})
+        return Batch(data, len(idx), idx, replay, r_idx)
+
+    def draw(self, ph: Phase) -> Batch:
+        return self.take(ph, *self.draw_indices(ph))
+
+    def loss(self, ph: Phase, batch: Batch, model: nn.Module | None = None) -> StepOutput:
+        """Forward ``batch`` through ``model`` (default: the run's; a driver may pass its wrapped
+        model), the task loss and every consolidator's penalty."""
+        model = self.model if model is None else model
+        out = self.objective.forward(model, batch.data)
+        if ph.wants_feedback:
+            losses = self.objective.per_sample_loss(out, batch.data)
+            loss = losses.mean()
+        else:  # the fused mean is cheaper when nobody needs per-sample losses
+            losses, loss = None, self.mean_loss(out, batch.data)
+        for c in self.consolidators:
+            extra = c.penalty(self.ctx, batch, out)
+            if extra is not None:
+                loss = loss + extra
+        return StepOutput(out, losses, loss)
+
+    def check_finite(self, ph: Phase, value: float) -> None:
+        if math.isfinite(value):
+            return
+        ctx, cfg = self.ctx, self.cfg
+        # no checkpoint here: the weights that produced this loss may already have diverged;
+        # the last periodic or task-end checkpoint is the one to resume from
+        raise TrainingError(
+            f"the loss became {value} in task '{ph.task.name}' (#{ph.task.index}) at step {ctx.step} "
+            f"(run step {ctx.global_step}). The learning rate is probably too high: continue from the last "
+            f"checkpoint with a smaller one, e.g. `lifelong run --resume RUN_DIR --lr {cfg.lr / 10:g}`, and/or "
+            "gradient clipping (`--set train.grad_clip=1.0`); also check the inputs for NaN. Results so far and the "
+            "checkpoints (task ends, every train.checkpoint_every steps) were kept.")
+
+    def after_backward(self, batch: Batch) -> None:
+        for c in self.consolidators:
+            c.after_backward(self.ctx, batch)
+
+    def after_step(self, ph: Phase, batch: Batch, step: StepOutput | None, value: float,
+                   feedback: bool = True) -> None:
+        """Everything after the optimiser step: ``after_step`` hooks, counters, feedback to the
+        schedules, quizzes, score refreshes, logs, learning curves and step callbacks.
+        ``feedback=False`` when the driver fed the schedules itself."""
+        ctx, cfg, result = self.ctx, self.cfg, self.result
+        for c in self.consolidators:
+            c.after_step(ctx)
+        ctx.step += 1
+        ctx.global_step += 1
+        ctx.last_loss = value
+        if feedback and ph.wants_feedback and step is not None:
+            self.feedback(ph, step.out, step.losses, batch, ctx.step)
+        t0 = time.perf_counter()
+        self.assess_on_cadence(ph)
+        if cfg.log_every and ctx.step % cfg.log_every == 0:
+            result.losses.append({"step": ctx.global_step, "task": ph.index, "loss": value})
+            self.log_schedules(ph)
+        ph.assess_seconds += time.perf_counter() - t0
+        for cb in self.step_callbacks:
+            cb.on_step_end(ctx, value)
+
+    def assess_on_cadence(self, ph: Phase, quiz_step: int | None = None) -> None:
+        """Quizzes, difficulty refreshes and learning curves due at this step."""
+        ctx, cfg, recipe = self.ctx, self.cfg, self.recipe
+        if ph.reviewing and self.review.quiz_every and ctx.step % self.review.quiz_every == 0:
+            run_quiz(self.review, self.memory, self.objective, self.model, self.device,
+                     ctx.step if quiz_step is None else quiz_step)
+        scorer = recipe.scorer
+        if scorer is not None and getattr(scorer, "refresh_every", 0) and ctx.step % scorer.refresh_every == 0:
+            ph.view.difficulty = self._difficulty([self.stream[i] for i in ph.tasks])
+            self.curriculum.refresh_difficulty(ph.view.difficulty)
+            for cb in self.callbacks:
+                cb.on_scores(ctx, ph.view.difficulty, ph.pool.item_tasks())
+        if cfg.eval_every and ctx.step % cfg.eval_every == 0:
+            accs = evaluate_tasks(self.model, self.objective, self.stream.tasks, self.device, cfg.eval_batch_size)
+            self.model.train()
+            self.result.curves.extend({"step": ctx.global_step, "task": ph.index, "eval_task": j, "accuracy": a}
+                                      for j, a in enumerate(accs))
+
+    def feedback(self, ph: Phase, out: Tensor, losses: Tensor, batch: Batch, step: int) -> None:
+        """Per-sample losses and correctness to the curriculum (pool rows) and the review (memory rows),
+        gathered across ranks so every rank's schedules stay identical."""
+        with torch.no_grad():
+            correct = self.objective.correct(out.detach(), batch.data)
+            losses = losses.detach().float().cpu()
+            correct = correct.cpu() if correct is not None else None
+        n = batch.n_new
+        if self.curriculum.needs_feedback:
+            self.curriculum.update(gather_feedback(Feedback(
+                step, batch.pool_index, losses[:n], correct[:n] if correct is not None else None,
+                ph.view.groups[batch.pool_index])))
+        if ph.reviewing and self.review.needs_feedback and batch.replay is not None:
+            self.review.update(gather_feedback(Feedback(
+                step, batch.replay_index, losses[n:], correct[n:] if correct is not None else None,
+                batch.replay["task"].long().cpu())))
+
+    def log_schedules(self, ph: Phase) -> None:
+        row: dict[str, Any] = {}
+        row.update(self.curriculum.log())
+        if ph.reviewing:
+            row.update({f"review/{k}": v for k, v in self.review.log().items()})
+        if row:
+            self.result.schedule_log.append({"step": self.ctx.global_step, "task": ph.index, **row})
+
+    def pause(self, ph: Phase) -> None:
+        """Stop the phase's training clock (before an assessment or a checkpoint write)."""
+        ph.train_seconds += time.perf_counter() - ph.started
+
+    def resume_clock(self, ph: Phase) -> None:
+        ph.started = time.perf_counter()
+
+    # -- 3. wrap up ---------------------------------------------------------------------
+    def end_phase(self, ph: Phase) -> list[float]:
+        """``after_task`` hooks, memory update, the assessment row, probes and logs; returns the row."""
+        self.pause(ph)
+        ctx, cfg, result = self.ctx, self.cfg, self.result
+        seconds = ph.train_seconds - ph.assess_seconds
+        t0 = time.perf_counter()
+        for c in self.consolidators:
+            c.after_task(ctx)
+        if self.memory is not None and self.recipe.pool != "memory":
+            extras = self._extras if self.memory_fields else None
+            self.memory.add(task_examples(ph.task, self.objective.model_fields), ctx, extras)
+        result.task_seconds.append(seconds)
+        result.task_peak_memory.append(ph.peak.peak() if ph.peak is not None else 0)
+        result.task_steps.append(ctx.step)
+        row: list[float] = []
+        if self.assess:
+            row = evaluate_tasks(self.model, self.objective, self.stream.tasks, self.device, cfg.eval_batch_size)
+            result.accuracy.append(row)
+            self.probe()
+            result.row_tasks.append(list(range(ph.task.index + 1)) if self.recipe.pool != "joint"
+                                    else list(range(len(self.stream))))
+        if not (cfg.log_every and ctx.step % cfg.log_every == 0):  # else the last step logged it
+            self.log_schedules(ph)
+        result.assessment_seconds.append(ph.assess_seconds + time.perf_counter() - t0)
+        for cb in self.callbacks:
+            cb.on_task_end(ctx, row)
+        return row
+
+    def _extras(self, chosen: Examples) -> dict[str, Tensor]:
+        out: dict[str, Tensor] = {}
+        for c in self.consolidators:
+            out.update(c.memory_extras(self.ctx, chosen))
+        return out
+
+    # -- health -------------------------------------------------------------------------
+    def check_weights(self, ph: Phase) -> None:
+        """Refuse to go on (and to checkpoint) with exploded weights: a finite loss can hide
+        weights already at 1e18 that make every later resume diverge at the same step."""
+        norm = _weights_norm(self.model)
+        ref = self._weights_norm0 or 1.0
+        if math.isfinite(norm) and norm <= EXPLODED * max(ref, 1.0):
+            return
+        ctx = self.ctx
+        raise TrainingError(
+            f"the weights exploded in task '{ph.task.name}' (#{ph.task.index}) by step {ctx.step} (run step "
+            f"{ctx.global_step}): their norm is {norm:.3g}, {norm / max(ref, 1e-12):.3g}x the norm at the start "
+            f"({ref:.3g}). No checkpoint was taken of them. The learning rate is probably too high: continue from "
+            f"the last good checkpoint with a smaller one, e.g. `lifelong run --resume RUN_DIR --lr {self.cfg.lr / 10:g}`"
+            " (add --from-checkpoint N for an earlier one), and/or `--set train.grad_clip=1.0`.")
+
+
+#: weights whose norm grows beyond this factor of the initial norm are taken as diverged
+EXPLODED = 1e4
+
+
+def _weights_norm(model: nn.Module) -> float:
+    with torch.no_grad():
+        sq = sum(float(p.detach().float().pow(2).sum()) for p in model.parameters())
+    return math.sqrt(sq) if math.isfinite(sq) else float("inf")
