@@ -202,6 +202,9 @@ class Phase:
     assess_seconds: float = 0.0
     peak: PeakMemory | None = None
     started: float = field(default_factory=time.perf_counter)
+    #: the RNG states when training begins (a driver whose own set-up draws random numbers, such as the
+    #: Trainer's, restores them so dropout and methods' samples follow the same stream in both drivers)
+    rng: dict[str, Any] | None = None
 
     @property
     def reviewing(self) -> bool:
@@ -380,6 +383,9 @@ class Teacher:
         for cb in self.callbacks:
             cb.on_task_start(ctx)
         model.train()
+        from lifelong.engine.checkpoint import rng_state
+
+        ph.rng = rng_state()
         ph.peak = PeakMemory(self.device)
         ph.started = time.perf_counter()
         return ph

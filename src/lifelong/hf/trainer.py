@@ -159,7 +159,11 @@ class _EngineBatches(Sampler[list[int]]):
         self.learner, self.num_batches = learner, int(num_batches)
 
     def __iter__(self) -> Iterator[list[int]]:
+        from lifelong.engine.checkpoint import set_rng_state
+
         cl = self.learner
+        if cl.phase.rng is not None:  # undo the Trainer's own draws since the phase was set up
+            set_rng_state(cl.phase.rng)
         for _ in range(self.num_batches):
             idx, r_idx = cl.teacher.draw_indices(cl.phase)
             yield idx.tolist() if r_idx is None else idx.tolist() + (r_idx + cl.phase.pool.size).tolist()
