@@ -34,9 +34,9 @@ if TYPE_CHECKING:  # pragma: no cover
 #: keys every checkpoint holds
 KEYS = ("phase", "step", "global_step", "model", "optimizer", "scaler", "consolidators", "memory", "curriculum",
         "sampler", "review", "review_sampler", "difficulty", "rng", "result", "task_seconds_so_far",
-        "assess_seconds_so_far")
-#: keys a checkpoint written before assessment time was kept separately may lack
-OPTIONAL = ("assess_seconds_so_far",)
+        "assess_seconds_so_far", "lr_scheduler")
+#: keys a checkpoint written by an earlier version may lack
+OPTIONAL = ("assess_seconds_so_far", "lr_scheduler")
 
 
 class CheckpointError(LifelongError):
@@ -88,6 +88,7 @@ def capture(teacher: "Teacher", ph: "Phase", phase_done: bool = False) -> dict[s
         "global_step": ctx.global_step,
         "model": model.state_dict(),
         "optimizer": optimizer.state_dict() if optimizer is not None else None,
+        "lr_scheduler": ph.lr_scheduler.state_dict() if ph.lr_scheduler is not None and not phase_done else None,
         "scaler": teacher.scaler.state_dict() if teacher.scaler is not None else None,
         "consolidators": [c.state_dict() for c in teacher.consolidators],
         "memory": teacher.memory.state_dict() if teacher.memory is not None else None,
@@ -148,6 +149,12 @@ def restore_phase(teacher: "Teacher", ph: "Phase", state: dict[str, Any]) -> Non
         ph.optimizer.load_state_dict(state["optimizer"])
         for group in ph.optimizer.param_groups:  # a resumed run may lower the rate (after a NaN)
             group["lr"] = teacher.cfg.lr
+        if ph.lr_scheduler is not None and state.get("lr_scheduler") is not None:
+            ph.lr_scheduler.load_state_dict(state["lr_scheduler"])
+            ph.lr_scheduler.base_lrs = [teacher.cfg.lr for _ in ph.optimizer.param_groups]
+            step = ph.lr_scheduler.last_epoch
+            for group, base, fn in zip(ph.optimizer.param_groups, ph.lr_scheduler.base_lrs, ph.lr_scheduler.lr_lambdas):
+                group["lr"] = base * fn(step)
     if teacher.scaler is not None and state.get("scaler"):
         teacher.scaler.load_state_dict(state["scaler"])
     for c, s in zip(teacher.consolidators, state["consolidators"]):

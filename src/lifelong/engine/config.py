@@ -7,26 +7,54 @@ The YAML schema (:mod:`lifelong.config`) validates user input and builds these.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, Optional
 
 from lifelong.errors import ConfigError
 
 POOLS = ("current", "cumulative", "joint", "memory")
 
 
+#: learning-rate schedules by their ``transformers.get_scheduler`` names
+LR_SCHEDULERS = ("constant", "constant_with_warmup", "linear", "cosine", "cosine_with_restarts", "polynomial",
+                 "inverse_sqrt", "cosine_with_min_lr", "warmup_stable_decay")
+PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+
+
 @dataclass
 class TrainConfig:
+    """How to train. Names follow ``transformers.TrainingArguments`` where one exists."""
+
     epochs: int = 1
     #: optimiser steps per task; when > 0 it replaces ``epochs``
     steps: int = 0
+    #: rows drawn per batch (under torchrun: the global batch, split between the processes)
     batch_size: int = 32
     optimizer: Literal["sgd", "adam", "adamw"] = "sgd"
     lr: float = 0.01
     momentum: float = 0.0
     weight_decay: float = 0.0
+    #: clip the gradient norm to this value (0 = off); ``max_grad_norm`` is the same setting
     grad_clip: float = 0.0
+    max_grad_norm: float = 0.0
+    #: learning-rate schedule (``transformers.get_scheduler`` name): constant, linear, cosine, ...
+    lr_scheduler: str = "constant"
+    #: warm-up steps of the schedule (or a share of its steps, ``warmup_ratio``)
+    warmup_steps: int = 0
+    warmup_ratio: float = 0.0
+    #: ``task``: the schedule restarts (re-warms and decays again) at every task; ``stream``: one schedule
+    #: over all the run's steps
+    lr_scheduler_scope: Literal["task", "stream"] = "task"
+    #: extra arguments of the schedule (e.g. ``num_decay_steps`` of warmup_stable_decay, ``min_lr_rate``)
+    lr_scheduler_kwargs: Optional[dict[str, Any]] = None
+    #: batches whose gradients add up to one optimiser step
+    gradient_accumulation_steps: int = 1
     device: str = "auto"
+    #: CUDA mixed precision (bf16 where supported, else fp16 with a gradient scaler); see ``precision``
     amp: bool = False
+    #: ``fp32``; ``bf16`` (autocast, on CPU too); ``fp16`` (CUDA, with a gradient scaler); ``auto`` follows ``amp``
+    precision: Literal["auto", "fp32", "bf16", "fp16"] = "auto"
+    #: recompute activations in the backward pass (Hugging Face models) to save memory
+    gradient_checkpointing: bool = False
     seed: int = 0
     #: evaluate every task every N steps for learning curves (0 = only at task ends)
     eval_every: int = 0
@@ -39,7 +67,7 @@ class TrainConfig:
     reset_optimizer: bool = True
 
     def __post_init__(self) -> None:
-        for name in ("epochs", "steps", "batch_size", "eval_every", "log_every", "checkpoint_every"):
+        for name in ("epochs", "steps", "batch_size", "eval_every", "log_every", "checkpoint_every", "warmup_steps"):
             if int(getattr(self, name)) < 0:
                 raise ConfigError(f"train.{name} must be >= 0; got {getattr(self, name)}.")
         if self.batch_size < 1:
@@ -50,6 +78,31 @@ class TrainConfig:
             raise ConfigError(f"train.optimizer '{self.optimizer}' is unknown; choose one of: sgd, adam, adamw.")
         if not self.lr > 0:
             raise ConfigError(f"train.lr must be > 0; got {self.lr}.")
+        if self.lr_scheduler not in LR_SCHEDULERS:
+            raise ConfigError(f"train.lr_scheduler '{self.lr_scheduler}' is unknown; choose one of: "
+                              f"{', '.join(LR_SCHEDULERS)}.")
+        if not 0.0 <= self.warmup_ratio < 1.0:
+            raise ConfigError(f"train.warmup_ratio must be in [0, 1); got {self.warmup_ratio}.")
+        if self.lr_scheduler_scope not in ("task", "stream"):
+            raise ConfigError(f"train.lr_scheduler_scope '{self.lr_scheduler_scope}' is unknown; choose task or stream.")
+        if self.gradient_accumulation_steps < 1:
+            raise ConfigError(f"train.gradient_accumulation_steps must be >= 1; got {self.gradient_accumulation_steps}.")
+        if self.precision not in PRECISIONS:
+            raise ConfigError(f"train.precision '{self.precision}' is unknown; choose one of: {', '.join(PRECISIONS)}.")
+        if self.grad_clip < 0 or self.max_grad_norm < 0:
+            raise ConfigError("train.grad_clip / train.max_grad_norm must be >= 0 (0 = no clipping).")
+        if self.grad_clip > 0 and self.max_grad_norm > 0 and self.grad_clip != self.max_grad_norm:
+            raise ConfigError(f"train.grad_clip ({self.grad_clip}) and train.max_grad_norm ({self.max_grad_norm}) are "
+                              "the same setting; give one of them.")
+
+    @property
+    def clip_norm(self) -> float:
+        """The gradient-norm bound (``max_grad_norm``, or its older name ``grad_clip``); 0 = off."""
+        return self.max_grad_norm or self.grad_clip
+
+    @property
+    def uses_lr_scheduler(self) -> bool:
+        return self.lr_scheduler != "constant" or self.warmup_steps > 0 or self.warmup_ratio > 0
 
 
 @dataclass

@@ -89,18 +89,25 @@ def train_stream(
             teacher.resume_clock(ph)
 
     teacher.start_run(resume)
+    accumulate = cfg.gradient_accumulation_steps
     with StopFlag() as stop:
         try:
             for index in range(teacher.first_phase, len(teacher.phases)):
                 ph = teacher.start_phase(index)
                 while teacher.ctx.step < ph.total:
-                    batch = teacher.draw(ph)
-                    with teacher.autocast():
-                        step = teacher.loss(ph, batch)
-                    value = float(step.loss.detach())
-                    teacher.check_finite(ph, value)
-                    _optimise(teacher, ph, step.loss, batch)
-                    teacher.after_step(ph, batch, step, value)
+                    ph.optimizer.zero_grad(set_to_none=True)
+                    value = 0.0
+                    for _ in range(accumulate):  # batches whose gradients add up to one step
+                        batch = teacher.draw(ph)
+                        with teacher.autocast():
+                            step = teacher.loss(ph, batch)
+                        loss = float(step.loss.detach())
+                        teacher.check_finite(ph, loss)
+                        _backward(teacher, step.loss / accumulate if accumulate > 1 else step.loss)
+                        teacher.feedback(ph, step, batch)
+                        value += loss / accumulate
+                    _optimise(teacher, ph, batch)
+                    teacher.after_step(ph, value)
                     if stop.requested:
                         save(ph)
                         raise KeyboardInterrupt
@@ -115,23 +122,28 @@ def train_stream(
     return teacher.finish()
 
 
-def _optimise(teacher: Teacher, ph: Phase, loss: torch.Tensor, batch) -> None:
-    """backward, gradient hooks, clipping, optimiser step (with the AMP scaler on CUDA fp16)."""
-    optimizer, scaler, cfg = ph.optimizer, teacher.scaler, teacher.cfg
-    optimizer.zero_grad(set_to_none=True)
-    if scaler is not None:
-        scaler.scale(loss).backward()
-        scaler.unscale_(optimizer)
+def _backward(teacher: Teacher, loss: torch.Tensor) -> None:
+    if teacher.scaler is not None:
+        teacher.scaler.scale(loss).backward()
     else:
         loss.backward()
+
+
+def _optimise(teacher: Teacher, ph: Phase, batch) -> None:
+    """Gradient hooks, clipping, the optimiser step (with the AMP scaler on CUDA fp16), the LR schedule."""
+    optimizer, scaler, cfg = ph.optimizer, teacher.scaler, teacher.cfg
+    if scaler is not None:
+        scaler.unscale_(optimizer)
     teacher.after_backward(batch)
-    if cfg.grad_clip > 0:
-        torch.nn.utils.clip_grad_norm_(teacher.model.parameters(), cfg.grad_clip)
+    if cfg.clip_norm > 0:
+        torch.nn.utils.clip_grad_norm_(teacher.model.parameters(), cfg.clip_norm)
     if scaler is not None:
         scaler.step(optimizer)
         scaler.update()
     else:
         optimizer.step()
+    if ph.lr_scheduler is not None:
+        ph.lr_scheduler.step()
 
 
 __all__ = ["train_stream", "StopFlag", "seed_everything", "resolve_device", "make_objective", "make_optimizer",

@@ -100,6 +100,32 @@ def make_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
     return torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
 
 
+def make_lr_scheduler(optimizer: torch.optim.Optimizer, cfg: TrainConfig, total: int, done: int = 0):
+    """The learning-rate schedule of ``cfg`` over ``total`` optimiser steps, ``done`` of them already
+    taken (a schedule over the whole stream continues where the last task left it). None for a
+    constant rate. Built by ``transformers.get_scheduler``, the schedules Trainer users know."""
+    if not cfg.uses_lr_scheduler:
+        return None
+    from lifelong.errors import require
+
+    transformers = require("transformers", "llm", f"train.lr_scheduler '{cfg.lr_scheduler}'")
+    warmup = cfg.warmup_steps or int(math.ceil(cfg.warmup_ratio * total))
+    name = "constant_with_warmup" if cfg.lr_scheduler == "constant" else cfg.lr_scheduler
+    kwargs = dict(cfg.lr_scheduler_kwargs or {})
+    if name == "warmup_stable_decay" and "num_decay_steps" not in kwargs:
+        kwargs["num_decay_steps"] = max(1, int(0.1 * total))  # the last 10% of the steps, a common choice
+    try:
+        sched = transformers.get_scheduler(name, optimizer, num_warmup_steps=warmup, num_training_steps=total,
+                                           scheduler_specific_kwargs=kwargs or None)
+    except TypeError as exc:
+        raise LifelongError(f"train.lr_scheduler_kwargs {kwargs} do not fit the '{name}' schedule ({exc}).") from None
+    if done:
+        sched.last_epoch = done
+        for group, base, fn in zip(optimizer.param_groups, sched.base_lrs, sched.lr_lambdas):
+            group["lr"] = base * fn(done)
+    return sched
+
+
 def evaluate_tasks(model: nn.Module, objective, tasks: Iterable[Task], device: torch.device,
                    batch_size: int, baseline: bool = False) -> list[float]:
     return [objective.evaluate(model, t, device, batch_size, baseline=baseline) for t in tasks]
@@ -190,12 +216,15 @@ class Phase:
     task: Task
     pool: Pool
     view: PoolView
+    #: optimiser steps of the phase; the schedules see ``total * gradient_accumulation_steps`` batches
     total: int
     seed: int
     sampler: ScheduleSampler
     review_sampler: ScheduleSampler | None
     wants_feedback: bool
     optimizer: torch.optim.Optimizer | None
+    #: the learning-rate schedule (None: constant rate, or the driver's own)
+    lr_scheduler: Any = None
     #: training seconds of this phase so far (evaluation, quizzes and checkpoint writes excluded)
     train_seconds: float = 0.0
     #: seconds spent assessing during this phase (learning curves, quizzes, score refreshes)
@@ -246,11 +275,18 @@ class Teacher:
         self.memory_fields = tuple(dict.fromkeys(f for c in self.consolidators for f in c.memory_fields))
         self.mean_loss = getattr(self.objective, "loss", None) or \
             (lambda o, d: self.objective.per_sample_loss(o, d).mean())
-        use_amp = bool(self.cfg.amp and self.device.type == "cuda")
-        self.amp_dtype = torch.bfloat16 if use_amp and torch.cuda.is_bf16_supported() else torch.float16
-        self.use_amp = use_amp
-        self.scaler = torch.amp.GradScaler("cuda") if use_amp and self.amp_dtype == torch.float16 else None
         self.result = RunResult(task_names=stream.task_names)
+        self.amp_dtype = self._precision()
+        self.scaler = torch.amp.GradScaler("cuda") if self.amp_dtype == torch.float16 else None
+        if self.cfg.gradient_checkpointing:
+            # transformers >= 5 names it activation checkpointing; older releases gradient checkpointing
+            if hasattr(model, "activation_checkpointing_enable"):
+                model.activation_checkpointing_enable(activation_checkpointing_kwargs={"use_reentrant": False})
+            elif hasattr(model, "gradient_checkpointing_enable"):
+                model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+            else:
+                raise LifelongError(f"train.gradient_checkpointing needs a model that supports it (Hugging Face "
+                                    f"models do); {type(model).__name__} does not. Set it to false.")
         self.ctx = Context(model=model, stream=stream, task=stream[self.phases[0][-1]], objective=self.objective,
                            config=self.cfg, device=self.device, memory=self.memory)
         #: the checkpoint being resumed from, until its phase has been set up
@@ -306,8 +342,46 @@ class Teacher:
         for name, value in probes(self.model, self.stream, self.device, self.cfg.eval_batch_size).items():
             self.result.probes.setdefault(name, []).append(float(value))
 
+    def _precision(self) -> torch.dtype | None:
+        """The autocast dtype of ``train.precision`` (None = fp32), refusing what the device cannot do."""
+        cfg, kind = self.cfg, self.device.type
+        precision = cfg.precision
+        if precision == "auto":
+            if not cfg.amp:
+                return None
+            if kind != "cuda":
+                self.result.notes.append(f"train.amp only acts on CUDA; it was ignored on {kind}. Set train.precision: "
+                                         "bf16 for bf16 autocast on this device.")
+                import warnings
+
+                warnings.warn(self.result.notes[-1], stacklevel=3)
+                return None
+            return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+        if precision == "fp32":
+            return None
+        if precision == "fp16" and kind != "cuda":
+            raise LifelongError(f"train.precision fp16 needs CUDA (a gradient scaler); this run is on {kind}. "
+                                "Use train.precision: bf16 (autocast on CPU too) or fp32.")
+        if precision == "bf16" and kind not in ("cuda", "cpu"):
+            raise LifelongError(f"train.precision bf16 is supported on CUDA and CPU, not on {kind}; use fp32.")
+        return torch.bfloat16 if precision == "bf16" else torch.float16
+
     def autocast(self) -> ContextManager:
-        return torch.autocast("cuda", dtype=self.amp_dtype) if self.use_amp else nullcontext()
+        if self.amp_dtype is None:
+            return nullcontext()
+        return torch.autocast(self.device.type, dtype=self.amp_dtype)
+
+    def planned_steps(self, index: int) -> int:
+        """Optimiser steps of phase ``index`` by ``train.steps`` or ``train.epochs`` (before it is set up)."""
+        cfg = self.cfg
+        if cfg.steps > 0:
+            return cfg.steps
+        sizes = [self.stream[i].train.size for i in self.phases[index]]
+        size = sum(sizes)
+        if self.recipe.pool == "memory":
+            seen = sum(self.stream[i].train.size for i in range(self.phases[index][-1] + 1))
+            size = min(self.memory.capacity, seen)
+        return math.ceil(cfg.epochs * math.ceil(size / cfg.batch_size) / cfg.gradient_accumulation_steps)
 
     # -- 1. set up ----------------------------------------------------------------------
     def start_phase(self, index: int, build_optimizer: bool = True,
@@ -353,26 +427,36 @@ class Teacher:
             optimizer = ctx.optimizer
         if total_steps is not None:
             total = int(total_steps(pool.size))
+        elif cfg.steps > 0:
+            total = cfg.steps
         else:
-            total = cfg.steps if cfg.steps > 0 else cfg.epochs * math.ceil(pool.size / cfg.batch_size)
+            total = math.ceil(cfg.epochs * math.ceil(pool.size / cfg.batch_size) / cfg.gradient_accumulation_steps)
         ctx.total_steps = total
+        batches = total * cfg.gradient_accumulation_steps
+        lr_scheduler = None
+        if optimizer is not None:
+            if cfg.lr_scheduler_scope == "stream":
+                lr_scheduler = make_lr_scheduler(optimizer, cfg, sum(self.planned_steps(i) for i in
+                                                                     range(len(self.phases))), ctx.global_step)
+            else:
+                lr_scheduler = make_lr_scheduler(optimizer, cfg, total, ctx.step)
         seed = cfg.seed * 100_003 + index
         if self.curriculum.needs_difficulty or recipe.scorer is not None:
             view.difficulty = resume["difficulty"] if resume is not None and resume.get("difficulty") is not None \
                 else self._difficulty(pool_tasks)
             for cb in self.callbacks:
                 cb.on_scores(ctx, view.difficulty, pool.item_tasks())
-        self.curriculum.start(view, total, seed=seed)
+        self.curriculum.start(view, batches, seed=seed)
         sampler = ScheduleSampler(self.curriculum, cfg.batch_size, seed=seed)
         review_sampler = None
         if self.review is not None and memory is not None and len(memory) > 0:
             # groups are copied: memory.add rewrites the buffer in place at the task end
             mem_view = PoolView(len(memory), memory.examples["task"].long().clone(), len(stream), None,
                                 stream.task_names, {"ages": task_ages(self.result, self.phases, len(stream))})
-            self.review.start(mem_view, total, seed=seed + 7)
+            self.review.start(mem_view, batches, seed=seed + 7)
             review_sampler = ScheduleSampler(self.review, cfg.batch_size, seed=seed + 7)
         ph = Phase(index=index, tasks=tasks, task=task, pool=pool, view=view, total=total, seed=seed,
-                   sampler=sampler, review_sampler=review_sampler, optimizer=optimizer,
+                   sampler=sampler, review_sampler=review_sampler, optimizer=optimizer, lr_scheduler=lr_scheduler,
                    wants_feedback=self.curriculum.needs_feedback or
                    (review_sampler is not None and self.review.needs_feedback))
         if resume is not None:
@@ -404,10 +488,11 @@ class Teacher:
     # -- 2. a step ----------------------------------------------------------------------
     def draw_indices(self, ph: Phase) -> tuple[Tensor, Tensor | None]:
         """The next batch's pool indices (by the curriculum) and memory slots (by the review schedule)."""
+        drawn = ph.sampler.step  # the schedules' clock: batches drawn in this phase
         idx = ph.sampler.next_batch()
         if ph.review_sampler is None:
             return idx, None
-        frac = float(self.review.fraction(self.ctx.step))
+        frac = float(self.review.fraction(drawn))
         n_rev = int(round(self.cfg.batch_size * frac / (1.0 - frac))) if frac > 0 else 0
         return idx, (ph.review_sampler.next_batch(n_rev) if n_rev > 0 else None)
 
@@ -457,21 +542,18 @@ class Teacher:
         for c in self.consolidators:
             c.after_backward(self.ctx, batch)
 
-    def after_step(self, ph: Phase, batch: Batch, step: StepOutput | None, value: float,
-                   feedback: bool = True) -> None:
-        """Everything after the optimiser step: ``after_step`` hooks, counters, feedback to the
-        schedules, quizzes, score refreshes, logs, learning curves and step callbacks.
-        ``feedback=False`` when the driver fed the schedules itself."""
+    def after_step(self, ph: Phase, value: float) -> None:
+        """Everything after the optimiser step: ``after_step`` hooks, counters, quizzes, score
+        refreshes, logs, learning curves and step callbacks (feedback went to the schedules with
+        each batch, :meth:`feedback`)."""
         ctx, cfg, result = self.ctx, self.cfg, self.result
         for c in self.consolidators:
             c.after_step(ctx)
         ctx.step += 1
         ctx.global_step += 1
         ctx.last_loss = value
-        if feedback and ph.wants_feedback and step is not None:
-            self.feedback(ph, step.out, step.losses, batch, ctx.step)
         t0 = time.perf_counter()
-        self.assess_on_cadence(ph)
+        self.assess_on_cadence(ph, quiz_step=ctx.step * cfg.gradient_accumulation_steps)
         if cfg.log_every and ctx.step % cfg.log_every == 0:
             result.losses.append({"step": ctx.global_step, "task": ph.index, "loss": value})
             self.log_schedules(ph)
@@ -497,12 +579,16 @@ class Teacher:
             self.result.curves.extend({"step": ctx.global_step, "task": ph.index, "eval_task": j, "accuracy": a}
                                       for j, a in enumerate(accs))
 
-    def feedback(self, ph: Phase, out: Tensor, losses: Tensor, batch: Batch, step: int) -> None:
-        """Per-sample losses and correctness to the curriculum (pool rows) and the review (memory rows),
-        gathered across ranks so every rank's schedules stay identical."""
+    def feedback(self, ph: Phase, output: StepOutput, batch: Batch) -> None:
+        """Per-sample losses and correctness of a batch to the curriculum (pool rows) and the review
+        (memory rows), gathered across ranks so every rank's schedules stay identical. The step it
+        carries is the schedules' clock (batches drawn)."""
+        if not ph.wants_feedback or output.losses is None:
+            return
+        step = ph.sampler.step
         with torch.no_grad():
-            correct = self.objective.correct(out.detach(), batch.data)
-            losses = losses.detach().float().cpu()
+            correct = self.objective.correct(output.out.detach(), batch.data)
+            losses = output.losses.detach().float().cpu()
             correct = correct.cpu() if correct is not None else None
         n = batch.n_new
         if self.curriculum.needs_feedback:
@@ -516,6 +602,8 @@ class Teacher:
 
     def log_schedules(self, ph: Phase) -> None:
         row: dict[str, Any] = {}
+        if ph.lr_scheduler is not None and ph.optimizer is not None:
+            row["lr"] = float(ph.optimizer.param_groups[0]["lr"])
         row.update(self.curriculum.log())
         if ph.reviewing:
             row.update({f"review/{k}": v for k, v in self.review.log().items()})

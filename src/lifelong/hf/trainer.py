@@ -217,8 +217,7 @@ class LifelongTrainerMixin:
         step = teacher.loss(ph, batch, model=model)
         value = float(step.loss.detach())
         teacher.check_finite(ph, value)
-        if ph.wants_feedback:
-            teacher.feedback(ph, step.out, step.losses, batch, ph.sampler.step)
+        teacher.feedback(ph, step, batch)
         cl._last = (batch, value)
         return (step.loss, {"logits": step.out}) if return_outputs else step.loss
 
@@ -319,20 +318,8 @@ class ContinualTrainer:
                 self.teacher.after_backward(self._last[0])
 
         def post(_opt, _args, _kwargs):
-            if self.phase is None or self._last is None:
-                return
-            batch, value = self._last
-            accum = max(1, int(self.trainer.args.gradient_accumulation_steps))
-            teacher = self.teacher
-            # the engine's after_step, with quizzes on the schedules' clock (batches drawn)
-            for c in teacher.consolidators:
-                c.after_step(teacher.ctx)
-            teacher.ctx.step += 1
-            teacher.ctx.global_step += 1
-            teacher.ctx.last_loss = value
-            teacher.assess_on_cadence(self.phase, quiz_step=teacher.ctx.step * accum)
-            for cb in teacher.step_callbacks:
-                cb.on_step_end(teacher.ctx, value)
+            if self.phase is not None and self._last is not None:
+                self.teacher.after_step(self.phase, self._last[1])
 
         opt.register_step_pre_hook(pre)
         opt.register_step_post_hook(post)
@@ -364,7 +351,8 @@ class ContinualTrainer:
         accum = max(1, int(args.gradient_accumulation_steps))
         device = self._device()
         cfg = TrainConfig(batch_size=int(args.per_device_train_batch_size), lr=float(args.learning_rate),
-                          device=str(device), seed=self.seed, eval_batch_size=self.eval_batch_size, log_every=0)
+                          device=str(device), seed=self.seed, eval_batch_size=self.eval_batch_size, log_every=0,
+                          gradient_accumulation_steps=accum)
         self.teacher = teacher = Teacher(self.stream, trainer.model, self.recipe, cfg, self.objective,
                                          self.callbacks, device=device, assess=self.evaluate)
         teacher.start_run()
@@ -372,11 +360,9 @@ class ContinualTrainer:
             self._hook_optimizer(trainer.optimizer)
         try:
             for index in range(len(teacher.phases)):
-                ph = teacher.start_phase(index, build_optimizer=False,
-                                         total_steps=lambda size: self._total(size) * accum)
-                steps = ph.total // accum
-                teacher.ctx.total_steps = steps
-                self.phase, self.num_batches = ph, ph.total
+                ph = teacher.start_phase(index, build_optimizer=False, total_steps=self._total)
+                steps = ph.total
+                self.phase, self.num_batches = ph, ph.total * accum
                 self.pool_schedule = PoolSchedule(teacher.curriculum, self.review if ph.reviewing else None,
                                                   ph.pool.size)
                 trainer.train_dataset = self._dataset(ph)
