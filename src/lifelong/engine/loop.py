@@ -24,6 +24,7 @@ from lifelong.data.task import Stream
 from lifelong.engine import checkpoint as ckpt
 from lifelong.engine.callbacks import Callback
 from lifelong.engine.config import Recipe, TrainConfig
+from lifelong.engine.distributed import mean_over_ranks
 from lifelong.engine.phase import (Phase, Teacher, evaluate_tasks, make_objective, make_optimizer,  # noqa: F401
                                    resolve_device, run_quiz, seed_everything, task_ages)
 from lifelong.engine.result import RunResult
@@ -101,7 +102,7 @@ def train_stream(
                         batch = teacher.draw(ph)
                         with teacher.autocast():
                             step = teacher.loss(ph, batch)
-                        loss = float(step.loss.detach())
+                        loss = mean_over_ranks(float(step.loss.detach()))
                         teacher.check_finite(ph, loss)
                         _backward(teacher, step.loss / accumulate if accumulate > 1 else step.loss)
                         teacher.feedback(ph, step, batch)

@@ -45,7 +45,7 @@ from lifelong.data.task import Stream, Task
 from lifelong.engine.callbacks import Callback
 from lifelong.engine.config import Recipe, TrainConfig
 from lifelong.engine.context import Batch, Context
-from lifelong.engine.distributed import gather_feedback
+from lifelong.engine.distributed import gather_feedback, world_size, wrap
 from lifelong.engine.objective import ClassificationObjective
 from lifelong.engine.pool import Pool, task_examples
 from lifelong.engine.resources import PeakMemory
@@ -225,6 +225,8 @@ class Phase:
     optimizer: torch.optim.Optimizer | None
     #: the learning-rate schedule (None: constant rate, or the driver's own)
     lr_scheduler: Any = None
+    #: the model for the forward pass: the run's, or its DistributedDataParallel wrapper under torchrun
+    forward_model: Any = None
     #: training seconds of this phase so far (evaluation, quizzes and checkpoint writes excluded)
     train_seconds: float = 0.0
     #: seconds spent assessing during this phase (learning curves, quizzes, score refreshes)
@@ -262,6 +264,16 @@ class Teacher:
         self.cfg = config or TrainConfig()
         stream.validate()
         self.stream = stream
+        from lifelong.engine import distributed
+
+        self.world = world_size() if distributed.join_from_env(self.cfg.device) else 1
+        if self.cfg.batch_size % self.world:
+            raise LifelongError(f"train.batch_size {self.cfg.batch_size} is the global batch and must divide "
+                                f"between the {self.world} processes; use a multiple of {self.world}.")
+        #: rows each process draws per batch (the global batch split between the processes)
+        self.rank_batch = self.cfg.batch_size // self.world
+        if device is None and self.world > 1 and resolve_device(self.cfg.device).type == "cuda":
+            device = torch.device("cuda", torch.cuda.current_device())
         self.device = device if device is not None else resolve_device(self.cfg.device)
         model.to(self.device)
         self.model = model
@@ -447,14 +459,14 @@ class Teacher:
             for cb in self.callbacks:
                 cb.on_scores(ctx, view.difficulty, pool.item_tasks())
         self.curriculum.start(view, batches, seed=seed)
-        sampler = ScheduleSampler(self.curriculum, cfg.batch_size, seed=seed)
+        sampler = ScheduleSampler(self.curriculum, self.rank_batch, seed=seed)
         review_sampler = None
         if self.review is not None and memory is not None and len(memory) > 0:
             # groups are copied: memory.add rewrites the buffer in place at the task end
             mem_view = PoolView(len(memory), memory.examples["task"].long().clone(), len(stream), None,
                                 stream.task_names, {"ages": task_ages(self.result, self.phases, len(stream))})
             self.review.start(mem_view, batches, seed=seed + 7)
-            review_sampler = ScheduleSampler(self.review, cfg.batch_size, seed=seed + 7)
+            review_sampler = ScheduleSampler(self.review, self.rank_batch, seed=seed + 7)
         ph = Phase(index=index, tasks=tasks, task=task, pool=pool, view=view, total=total, seed=seed,
                    sampler=sampler, review_sampler=review_sampler, optimizer=optimizer, lr_scheduler=lr_scheduler,
                    wants_feedback=self.curriculum.needs_feedback or
@@ -463,6 +475,8 @@ class Teacher:
             from lifelong.engine import checkpoint
 
             checkpoint.restore_phase(self, ph, resume)
+        if build_optimizer:  # the loop's forward; the Trainer wraps the model itself
+            ph.forward_model = wrap(model, self.device)
         self.resume = None
         for cb in self.callbacks:
             cb.on_task_start(ctx)
@@ -493,7 +507,7 @@ class Teacher:
         if ph.review_sampler is None:
             return idx, None
         frac = float(self.review.fraction(drawn))
-        n_rev = int(round(self.cfg.batch_size * frac / (1.0 - frac))) if frac > 0 else 0
+        n_rev = int(round(self.rank_batch * frac / (1.0 - frac))) if frac > 0 else 0
         return idx, (ph.review_sampler.next_batch(n_rev) if n_rev > 0 else None)
 
     def take(self, ph: Phase, idx: Tensor, r_idx: Tensor | None) -> Batch:
@@ -512,7 +526,7 @@ class Teacher:
     def loss(self, ph: Phase, batch: Batch, model: nn.Module | None = None) -> StepOutput:
         """Forward ``batch`` through ``model`` (default: the run's; a driver may pass its wrapped
         model), the task loss and every consolidator's penalty."""
-        model = self.model if model is None else model
+        model = model if model is not None else (ph.forward_model or self.model)
         out = self.objective.forward(model, batch.data)
         if ph.wants_feedback:
             losses = self.objective.per_sample_loss(out, batch.data)

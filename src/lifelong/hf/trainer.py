@@ -350,7 +350,8 @@ class ContinualTrainer:
         trainer, args = self.trainer, self.trainer.args
         accum = max(1, int(args.gradient_accumulation_steps))
         device = self._device()
-        cfg = TrainConfig(batch_size=int(args.per_device_train_batch_size), lr=float(args.learning_rate),
+        world = max(1, int(args.world_size))  # the engine counts the global batch
+        cfg = TrainConfig(batch_size=int(args.per_device_train_batch_size) * world, lr=float(args.learning_rate),
                           device=str(device), seed=self.seed, eval_batch_size=self.eval_batch_size, log_every=0,
                           gradient_accumulation_steps=accum)
         self.teacher = teacher = Teacher(self.stream, trainer.model, self.recipe, cfg, self.objective,
