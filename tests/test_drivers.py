@@ -85,3 +85,45 @@ def test_both_drivers_give_the_same_numbers(stream, kind, name):
         assert len(r.memory) == 24
         for f in getattr(r.consolidators[0], "memory_fields", ()) if r.consolidators else ():
             assert f in r.memory.examples, f"{name}: memory lacks its '{f}' field"
+
+
+def _hf_tokenizer(stream):
+    """The stream's character tokenizer as a transformers tokenizer (SFTTrainer insists on one)."""
+    from tokenizers import Tokenizer
+    from tokenizers.models import WordLevel
+
+    ct = stream.info["tokenizer"]
+    return transformers.PreTrainedTokenizerFast(
+        tokenizer_object=Tokenizer(WordLevel(ct.vocab, unk_token=ct.tokens[3])), pad_token=ct.tokens[0],
+        bos_token=ct.tokens[1], eos_token=ct.tokens[2], unk_token=ct.tokens[3])
+
+
+@pytest.mark.parametrize("kind,name", [("consolidator", "lwf"), ("consolidator", "der++"), ("consolidator", "ewc"),
+                                       ("review", "spaced-review")])
+def test_trl_sft_trainer_gives_the_loop_numbers(stream, kind, name):
+    """TRL's SFTTrainer, built by ContinualTrainer.build (no placeholder dataset, no column tricks):
+    the same numbers as the loop, so distillation, logit replay and quizzes are live under it."""
+    trl = pytest.importorskip("trl")
+    loop_log, hf_log = Losses(), Losses()
+    cfg = TrainConfig(steps=STEPS, batch_size=BATCH, optimizer="adamw", lr=LR, device="cpu", seed=0,
+                      eval_batch_size=32, log_every=0)
+    model = tiny_causal_lm(stream, hidden=16, heads=2, layers=1, seed=0)
+    transformers.set_seed(0)
+    loop = train_stream(stream, model, _recipe(kind, name), cfg, callbacks=[loop_log])
+    r = _recipe(kind, name)
+    # SFTConfig's own defaults are bf16 autocast and activation checkpointing: the same job is fp32 here
+    args = trl.SFTConfig(
+        output_dir="/tmp/lifelong-drivers-sft", per_device_train_batch_size=BATCH, learning_rate=LR, max_steps=STEPS,
+        report_to=[], use_cpu=True, logging_strategy="no", save_strategy="no", disable_tqdm=True,
+        lr_scheduler_type="constant", weight_decay=0.0, max_grad_norm=0.0, seed=0, bf16=False,
+        gradient_checkpointing=False)
+    learner = ContinualTrainer.build(trl.SFTTrainer, stream, model=tiny_causal_lm(stream, hidden=16, heads=2, layers=1,
+                                                                                   seed=0),
+                                     args=args, processing_class=_hf_tokenizer(stream), schedule=r.curriculum,
+                                     review=r.review, memory=r.memory, consolidators=r.consolidators, seed=0,
+                                     eval_batch_size=32, callbacks=[hf_log])
+    hf = learner.fit()
+    flat = lambda m: [a for row in m for a in row]  # noqa: E731
+    assert isinstance(learner.trainer, trl.SFTTrainer)
+    assert flat(loop.accuracy) == pytest.approx(flat(hf.accuracy), abs=1e-6)
+    assert loop_log.losses == pytest.approx(hf_log.losses, rel=1e-4, abs=1e-5)

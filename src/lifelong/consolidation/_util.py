@@ -123,3 +123,23 @@ def empirical_fisher(ctx: "Context", data: Examples, batch_size: int = 1) -> dic
     for n in fisher:
         fisher[n] /= max(1, data.size)
     return fisher
+
+
+def frozen_copy(model: nn.Module) -> nn.Module:
+    """A frozen, independent copy of ``model`` for distillation (LwF's teacher).
+
+    ``copy.deepcopy`` alone is not enough: wrappers (accelerate's mixed precision, TRL) replace a
+    module's ``forward`` by a closure over the *original* module, and a copied closure still runs
+    the student, so the distillation term is zero. The copy drops such instance-level ``forward``
+    overrides and is checked to share no parameter storage with the model."""
+    import copy
+
+    teacher = copy.deepcopy(model)
+    for m in teacher.modules():
+        m.__dict__.pop("forward", None)
+    for p in teacher.parameters():
+        p.requires_grad_(False)
+    shared = {q.data_ptr() for q in model.parameters()} & {p.data_ptr() for p in teacher.parameters()}
+    if shared:  # pragma: no cover - deepcopy never shares storage; a guard against wrappers that do
+        raise RuntimeError("the frozen copy of the model shares parameters with it")
+    return teacher.eval()

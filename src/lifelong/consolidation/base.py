@@ -49,6 +49,14 @@ class Consolidator:
         """An extra loss term for this batch (a scalar tensor), or None."""
         return None
 
+    def expects_penalty(self, ctx: "Context") -> bool:
+        """Whether :meth:`penalty` must contribute (a term with a gradient path) in the current phase.
+
+        The engine checks it on the first step of every phase and stops with a message naming the
+        method, the driver and the cause when it does not: no method silently does nothing (e.g.
+        a penalty computed under ``torch.no_grad``, a distillation teacher that runs the student)."""
+        return False
+
     def after_backward(self, ctx: "Context", batch: "Examples") -> None:
         pass
 

@@ -76,6 +76,9 @@ class DER(Consolidator):
             return None
         return masked_mse(outputs(ctx, mem), mem["logits"])
 
+    def expects_penalty(self, ctx: "Context") -> bool:
+        return self.alpha > 0 and ctx.memory is not None and len(ctx.memory) > 0
+
     def penalty(self, ctx: "Context", batch, out: Tensor) -> Tensor | None:
         loss = self.logit_loss(ctx)
         return None if loss is None else self.alpha * loss

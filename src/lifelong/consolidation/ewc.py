@@ -53,6 +53,9 @@ class EWC(Consolidator):
         data = task_sample(ctx, self.samples, self.seed * 7919 + ctx.task_index)
         return empirical_fisher(ctx, data, self.fisher_batch)
 
+    def expects_penalty(self, ctx: "Context") -> bool:
+        return self.lambda_ > 0 and bool(self.importance)
+
     def penalty(self, ctx: "Context", batch, out: Tensor) -> Tensor | None:
         q = quadratic(ctx.model, self.importance, self.anchor)
         return None if q is None else 0.5 * self.lambda_ * (q + self.constant)

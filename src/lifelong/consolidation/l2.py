@@ -27,6 +27,9 @@ class L2(Consolidator):
         self.anchor: dict[str, Tensor] = {}
         self.ones: dict[str, Tensor] = {}
 
+    def expects_penalty(self, ctx: "Context") -> bool:
+        return self.lambda_ > 0 and ctx.task_index > 0
+
     def penalty(self, ctx: "Context", batch, out: Tensor) -> Tensor | None:
         q = quadratic(ctx.model, self.ones, self.anchor)
         return None if q is None else 0.5 * self.lambda_ * q

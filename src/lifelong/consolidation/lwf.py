@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import copy
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import torch
 from torch import Tensor, nn
 
-from lifelong.consolidation._util import number
+from lifelong.consolidation._util import frozen_copy, number
 from lifelong.consolidation.base import Consolidator
 from lifelong.consolidation.registry import CONSOLIDATORS
 
@@ -41,10 +40,7 @@ class LwF(Consolidator):
     def before_task(self, ctx: "Context") -> None:
         self.teacher = None
         if ctx.task_index >= 1:
-            teacher = copy.deepcopy(ctx.model)
-            for p in teacher.parameters():
-                p.requires_grad_(False)
-            self.teacher = teacher.eval()
+            self.teacher = frozen_copy(ctx.model)
 
     def _class_mask(self, ctx: "Context") -> Tensor | None:
         n = getattr(ctx.objective, "num_classes", None)
@@ -53,6 +49,9 @@ class LwF(Consolidator):
         mask = torch.zeros(int(n), dtype=torch.bool)
         mask[self.known] = True
         return mask
+
+    def expects_penalty(self, ctx: "Context") -> bool:
+        return self.alpha > 0 and ctx.task_index > 0
 
     def penalty(self, ctx: "Context", batch: "Batch", out: Tensor) -> Tensor | None:
         if self.teacher is None or self.alpha == 0:

@@ -37,6 +37,9 @@ class OnlineEWC(Consolidator):
         self.importance: dict[str, Tensor] = {}
         self.anchor: dict[str, Tensor] = {}
 
+    def expects_penalty(self, ctx: "Context") -> bool:
+        return self.lambda_ > 0 and ctx.task_index > 0
+
     def penalty(self, ctx: "Context", batch, out: Tensor) -> Tensor | None:
         q = quadratic(ctx.model, self.importance, self.anchor)
         return None if q is None else 0.5 * self.lambda_ * q

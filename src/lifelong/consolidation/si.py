@@ -46,6 +46,9 @@ class SI(Consolidator):
         self.previous = {n: p.detach().clone() for n, p in params.items()}
         self.omega = {n: torch.zeros_like(p) for n, p in params.items()}
 
+    def expects_penalty(self, ctx: "Context") -> bool:
+        return self.c > 0 and ctx.task_index > 0
+
     def penalty(self, ctx: "Context", batch, out: Tensor) -> Tensor | None:
         q = quadratic(ctx.model, self.importance, self.anchor)
         return None if q is None else self.c * q

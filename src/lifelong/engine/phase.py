@@ -301,6 +301,8 @@ class Teacher:
                                     f"models do); {type(model).__name__} does not. Set it to false.")
         self.ctx = Context(model=model, stream=stream, task=stream[self.phases[0][-1]], objective=self.objective,
                            config=self.cfg, device=self.device, memory=self.memory)
+        #: who runs the optimiser step, for messages
+        self.driver = "lifelong's loop"
         #: the checkpoint being resumed from, until its phase has been set up
         self.resume: dict[str, Any] | None = None
         self.first_phase = 0
@@ -533,11 +535,30 @@ class Teacher:
             loss = losses.mean()
         else:  # the fused mean is cheaper when nobody needs per-sample losses
             losses, loss = None, self.mean_loss(out, batch.data)
+        check = self.ctx.step == 0 and ph.sampler.step <= self.cfg.gradient_accumulation_steps
         for c in self.consolidators:
             extra = c.penalty(self.ctx, batch, out)
+            if check:
+                self._check_penalty(ph, c, extra)
             if extra is not None:
                 loss = loss + extra
         return StepOutput(out, losses, loss)
+
+    def _check_penalty(self, ph: Phase, c: Any, extra: Tensor | None) -> None:
+        """No silent no-ops: a method that should add a penalty in this phase adds one that trains."""
+        if not c.expects_penalty(self.ctx):
+            return
+        if extra is None:
+            cause = "its penalty returned nothing"
+        elif not extra.requires_grad:
+            cause = ("its penalty has no gradient path (it was computed under torch.no_grad or from detached "
+                     "tensors), so it cannot change the weights")
+        else:
+            return
+        raise TrainingError(
+            f"consolidator '{c.name}' should act in task '{ph.task.name}' (#{ph.task.index}) under {self.driver}, "
+            f"but {cause}. Results so far were kept. This is a bug in how the method reaches this driver, not in "
+            "your data: report it, and use another method meanwhile.")
 
     def check_finite(self, ph: Phase, value: float) -> None:
         if math.isfinite(value):
@@ -643,6 +664,11 @@ class Teacher:
         if self.memory is not None and self.recipe.pool != "memory":
             extras = self._extras if self.memory_fields else None
             self.memory.add(task_examples(ph.task, self.objective.model_fields), ctx, extras)
+            missing = [f for f in self.memory_fields if len(self.memory) and f not in self.memory.examples]
+            if missing:
+                raise TrainingError(f"the replay memory holds no {', '.join(missing)} after task '{ph.task.name}' "
+                                    f"under {self.driver}, but {', '.join(c.name for c in self.consolidators)} "
+                                    "replay(s) them; the method would do nothing.")
         result.task_seconds.append(seconds)
         result.task_peak_memory.append(ph.peak.peak() if ph.peak is not None else 0)
         result.task_steps.append(ctx.step)

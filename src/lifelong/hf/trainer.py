@@ -247,6 +247,18 @@ def attach(trainer: Any) -> Any:
     return trainer
 
 
+def task_dataset(task: Any) -> Any:
+    """A task's training rows as a ``datasets.Dataset``: unpadded ``input_ids`` and ``completion_mask``
+    (1 where the labels are learned), the processed form TRL's SFTTrainer accepts."""
+    datasets = require("datasets", "llm", "task_dataset")
+    data = task.train
+    ids, mask, labels = data["input_ids"], data["attention_mask"].bool(), data["labels"]
+    return datasets.Dataset.from_dict({
+        "input_ids": [row[m].tolist() for row, m in zip(ids, mask)],
+        "completion_mask": [(lab[m] != -100).long().tolist() for lab, m in zip(labels, mask)],
+    })
+
+
 # ----------------------------------------------------------------------------- the driver
 class ContinualTrainer:
     """Drive a Hugging Face Trainer through a stream of LM tasks with schedules, replay and consolidation.
@@ -297,6 +309,28 @@ class ContinualTrainer:
         self._last: tuple[Any, float] | None = None
         self.eval_collator = trainer.data_collator
         trainer.data_collator = LMCollator()
+
+    @classmethod
+    def build(cls, trainer_class: type, stream: Stream, *, schedule: Schedule | None = None,
+              review: ReviewSchedule | None = None, memory: Any = None, consolidators: Sequence[Any] = (),
+              objective: CausalLMObjective | None = None, steps: int | None = None, seed: int | None = None,
+              eval_batch_size: int = 128, evaluate: bool = True, scorer: Any = None, callbacks: Sequence[Any] = (),
+              **trainer_kwargs: Any) -> "ContinualTrainer":
+        """Construct ``trainer_class(**trainer_kwargs)`` for the stream and wrap it.
+
+        For trainers that insist on a training dataset when they are built, such as TRL's
+        ``SFTTrainer``: it is given the stream's first task (tokenised rows with their completion
+        mask, which SFTTrainer takes as already processed), the data it is about to learn first --
+        not a placeholder -- and the engine then hands it each task's pool in turn::
+
+            learner = ContinualTrainer.build(SFTTrainer, stream, model=model, args=SFTConfig(...),
+                                             processing_class=tokenizer, consolidators=[LwF()])
+        """
+        trainer_kwargs.setdefault("train_dataset", task_dataset(stream[0]))
+        trainer = trainer_class(**trainer_kwargs)
+        return cls(trainer, stream, schedule=schedule, review=review, memory=memory, consolidators=consolidators,
+                   objective=objective, steps=steps, seed=seed, eval_batch_size=eval_batch_size, evaluate=evaluate,
+                   scorer=scorer, callbacks=callbacks)
 
     @property
     def ctx(self):
@@ -356,6 +390,7 @@ class ContinualTrainer:
                           gradient_accumulation_steps=accum)
         self.teacher = teacher = Teacher(self.stream, trainer.model, self.recipe, cfg, self.objective,
                                          self.callbacks, device=device, assess=self.evaluate)
+        teacher.driver = f"ContinualTrainer({type(trainer).__mro__[1].__name__})"
         teacher.start_run()
         if self._user_optimizer:
             self._hook_optimizer(trainer.optimizer)
@@ -391,4 +426,4 @@ class ContinualTrainer:
 
 
 __all__ = ["ContinualTrainer", "LifelongTrainerMixin", "LMCollator", "PoolDataset", "PoolSchedule", "attach",
-           "lifelong_trainer_class"]
+           "lifelong_trainer_class", "task_dataset"]
