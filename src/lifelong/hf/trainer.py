@@ -44,6 +44,8 @@ LoRA per task).
 from __future__ import annotations
 
 import math
+import os
+import re
 from typing import Any, Iterator, Sequence
 
 import torch
@@ -247,6 +249,10 @@ def attach(trainer: Any) -> Any:
     return trainer
 
 
+def _safe(name: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", str(name))[:60] or "task"
+
+
 def task_dataset(task: Any) -> Any:
     """A task's training rows as a ``datasets.Dataset``: unpadded ``input_ids`` and ``completion_mask``
     (1 where the labels are learned), the processed form TRL's SFTTrainer accepts."""
@@ -275,7 +281,7 @@ class ContinualTrainer:
                  review: ReviewSchedule | None = None, memory: Any = None, consolidators: Sequence[Any] = (),
                  objective: CausalLMObjective | None = None, steps: int | None = None, seed: int | None = None,
                  eval_batch_size: int = 128, evaluate: bool = True, scorer: Any = None,
-                 callbacks: Sequence[Any] = ()):
+                 callbacks: Sequence[Any] = (), run_dir: str | os.PathLike | None = None, save_models: bool = False):
         from lifelong.engine.config import Recipe
 
         if stream.kind != "lm":
@@ -309,12 +315,18 @@ class ContinualTrainer:
         self._last: tuple[Any, float] | None = None
         self.eval_collator = trainer.data_collator
         trainer.data_collator = LMCollator()
+        self.run_dir = os.fspath(run_dir) if run_dir is not None else None
+        self.save_models = bool(save_models)
+        self._output_dir = str(trainer.args.output_dir)
+        #: the Trainer's log rows of every task, with the task and the run's global step
+        self.log_history: list[dict[str, Any]] = []
 
     @classmethod
     def build(cls, trainer_class: type, stream: Stream, *, schedule: Schedule | None = None,
               review: ReviewSchedule | None = None, memory: Any = None, consolidators: Sequence[Any] = (),
               objective: CausalLMObjective | None = None, steps: int | None = None, seed: int | None = None,
               eval_batch_size: int = 128, evaluate: bool = True, scorer: Any = None, callbacks: Sequence[Any] = (),
+              run_dir: str | os.PathLike | None = None, save_models: bool = False,
               **trainer_kwargs: Any) -> "ContinualTrainer":
         """Construct ``trainer_class(**trainer_kwargs)`` for the stream and wrap it.
 
@@ -330,7 +342,13 @@ class ContinualTrainer:
         trainer = trainer_class(**trainer_kwargs)
         return cls(trainer, stream, schedule=schedule, review=review, memory=memory, consolidators=consolidators,
                    objective=objective, steps=steps, seed=seed, eval_batch_size=eval_batch_size, evaluate=evaluate,
-                   scorer=scorer, callbacks=callbacks)
+                   scorer=scorer, callbacks=callbacks, run_dir=run_dir, save_models=save_models)
+
+    @property
+    def driver(self) -> str:
+        """``ContinualTrainer(<the user's Trainer class>)``, for messages and the run's config."""
+        user = next(c for c in type(self.trainer).__mro__ if not issubclass(c, LifelongTrainerMixin))
+        return f"ContinualTrainer({user.__name__})"
 
     @property
     def ctx(self):
@@ -377,7 +395,17 @@ class ContinualTrainer:
         accum = max(1, int(args.gradient_accumulation_steps))
         return max(1, math.ceil(args.num_train_epochs * pool_size / (global_batch * accum)))
 
-    def fit(self) -> RunResult:
+    def fit(self, resume_from_checkpoint: str | bool | None = None) -> RunResult:
+        """Learn the stream task by task; return the :class:`RunResult`.
+
+        With ``run_dir`` the run folder is the one ``lifelong run`` writes (config, metrics.json,
+        CSVs, the engine's checkpoint at every task end, ``save_pretrained`` folders with
+        ``save_models``), so ``lifelong report`` and ``lifelong runs`` read it.
+        ``resume_from_checkpoint=True`` (or a checkpoint path) continues a killed run from its last
+        finished task: memory, consolidators, schedules, RNGs and results are restored and the
+        interrupted task is learned again from its start, giving the accuracy matrix of an
+        uninterrupted run."""
+        from lifelong.engine import checkpoint as ckpt
         from lifelong.engine.config import TrainConfig
         from lifelong.engine.phase import Teacher
 
@@ -390,31 +418,110 @@ class ContinualTrainer:
                           gradient_accumulation_steps=accum)
         self.teacher = teacher = Teacher(self.stream, trainer.model, self.recipe, cfg, self.objective,
                                          self.callbacks, device=device, assess=self.evaluate)
-        teacher.driver = f"ContinualTrainer({type(trainer).__mro__[1].__name__})"
-        teacher.start_run()
+        teacher.driver = self.driver
+        state = self._resume_state(resume_from_checkpoint)
+        rd = self._run_folder(resume=bool(resume_from_checkpoint))
+        teacher.start_run(state)
+        if state is not None and state.get("optimizer") is not None and self._user_optimizer:
+            trainer.optimizer.load_state_dict(state["optimizer"])
         if self._user_optimizer:
             self._hook_optimizer(trainer.optimizer)
+        base_dir = self._output_dir
         try:
-            for index in range(len(teacher.phases)):
+            for index in range(teacher.first_phase, len(teacher.phases)):
                 ph = teacher.start_phase(index, build_optimizer=False, total_steps=self._total)
-                steps = ph.total
                 self.phase, self.num_batches = ph, ph.total * accum
                 self.pool_schedule = PoolSchedule(teacher.curriculum, self.review if ph.reviewing else None,
                                                   ph.pool.size)
                 trainer.train_dataset = self._dataset(ph)
-                trainer.args.max_steps = steps
+                trainer.args.max_steps = ph.total
+                # checkpoints of the Trainer (save_strategy) go to one folder per task: none overwrites another's
+                trainer.args.output_dir = os.path.join(base_dir, f"task-{index}-{_safe(ph.task.name)}")
                 if not self._user_optimizer:
                     trainer.optimizer, trainer.lr_scheduler = None, None
                 trainer.train()
+                offset = teacher.ctx.global_step - ph.total
+                self.log_history.extend({**row, "task": index, "run_step": offset + int(row.get("step", 0))}
+                                        for row in trainer.state.log_history)
                 self._last = None
                 teacher.end_phase(ph)
+                if rd is not None:
+                    self._save_task(rd, ph, ckpt.capture(teacher, ph, phase_done=True))
                 self.phase = None
         except (Exception, KeyboardInterrupt) as exc:
             exc.result = teacher.finish(exc)  # type: ignore[attr-defined]
+            if rd is not None:
+                rd.write_result(exc.result)  # type: ignore[attr-defined]
             raise
         finally:
             trainer.args.max_steps = self._max_steps
-        return teacher.finish()
+            trainer.args.output_dir = base_dir
+        result = teacher.finish()
+        if rd is not None:
+            rd.write_result(result)
+        return result
+
+    # -- run folder and resume -----------------------------------------------------------
+    def _resume_state(self, resume: str | bool | None) -> dict[str, Any] | None:
+        from lifelong.engine.checkpoint import load_checkpoint
+
+        if not resume:
+            return None
+        if resume is True:
+            if self.run_dir is None:
+                raise ConfigError("resume_from_checkpoint=True needs the run folder: pass run_dir= to ContinualTrainer "
+                                  "(or give the checkpoint's path).")
+            path = os.path.join(self.run_dir, "checkpoints", "last.pt")
+            if not os.path.exists(path):
+                return None  # killed before its first task ended: start from the beginning
+        else:
+            path = str(resume)
+        state = load_checkpoint(path)
+        if int(state["step"]) != 0:
+            raise ConfigError(f"{path} was taken in the middle of a task (by `lifelong run`'s loop); ContinualTrainer "
+                              "resumes from task ends. Resume it with `lifelong run --resume`, or give a task-end "
+                              "checkpoint.")
+        return state
+
+    def _run_folder(self, resume: bool):
+        if self.run_dir is None:
+            return None
+        from lifelong.runs import RunDir
+
+        rd = RunDir(self.run_dir, resume=resume and os.path.isdir(self.run_dir))
+        rd.write_config(self.describe())
+        return rd
+
+    def _save_task(self, rd: Any, ph: Any, state: dict[str, Any]) -> None:
+        from lifelong.engine.checkpoint import save_checkpoint
+
+        save_checkpoint(state, rd.checkpoint_dir / "last.pt")
+        rd.write_result(self.teacher.result)
+        if self.save_models:
+            folder = rd.path / "models" / f"task-{ph.index}-{_safe(ph.task.name)}"
+            # safetensors weights; a PEFT model writes its adapters only
+            self.trainer.model.save_pretrained(str(folder), safe_serialization=True)
+
+    def describe(self) -> dict[str, Any]:
+        """The run's settings as plain data, written as the run folder's ``config.yaml``."""
+        args = self.trainer.args
+        strategy = [{"name": getattr(c, "name", type(c).__name__)} for c in self.consolidators]
+        if self.review is not None:
+            strategy.append({"name": self.review.name})
+        return {
+            "name": os.path.basename(os.path.normpath(self.run_dir)) if self.run_dir else None,
+            "driver": self.driver,
+            "benchmark": {"name": self.stream.name, "tasks": self.stream.task_names},
+            "strategy": strategy or [{"name": "naive"}],
+            "curriculum": {"name": self.schedule.name},
+            "memory": {"policy": self.memory.name, "size": self.memory.capacity} if self.memory is not None else None,
+            "seed": self.seed,
+            "train": {"lr": float(args.learning_rate), "batch_size": int(args.per_device_train_batch_size),
+                      "gradient_accumulation_steps": int(args.gradient_accumulation_steps),
+                      "max_grad_norm": float(args.max_grad_norm or 0.0),
+                      "lr_scheduler": str(getattr(args.lr_scheduler_type, "value", args.lr_scheduler_type)),
+                      "steps": self.steps or self._max_steps or None},
+        }
 
     def _dataset(self, ph) -> "PoolDataset":
         """The phase's pool rows followed by the memory rows, as the Trainer's training dataset."""
