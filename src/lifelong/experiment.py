@@ -921,34 +921,131 @@ def _torch_threads() -> int:
     return torch.get_num_threads()
 
 
+class _PipeQueue:
+    """The progress 'queue' of a pool worker: messages go up the worker's own pipe."""
+
+    def __init__(self, conn: Any):
+        self.conn = conn
+
+    def put_nowait(self, msg: tuple) -> None:
+        self.conn.send(("progress", msg))
+
+
+def _pool_worker(conn: Any, threads: int) -> None:
+    """A pool worker process: runs the jobs its pipe brings, one at a time, until told to stop (None)."""
+    global _QUEUE
+    try:
+        _worker_init(None, threads)
+        _QUEUE = _PipeQueue(conn)
+        while True:
+            try:
+                job = conn.recv()
+            except (EOFError, OSError):
+                return
+            if job is None:
+                return
+            conn.send(("result", grid_worker(*job, threads)))
+    except (KeyboardInterrupt, BrokenPipeError):  # Ctrl-C reaches the workers too; the parent reports it
+        return
+
+
+def _death(exitcode: int | None) -> str:
+    import signal
+
+    if exitcode is not None and exitcode < 0:
+        try:
+            return f"killed by signal {signal.Signals(-exitcode).name}"
+        except ValueError:
+            return f"killed by signal {-exitcode}"
+    return f"exit status {exitcode}"
+
+
+def _mark_dead(name: str, path: str, index_root: str, why: str) -> None:
+    """A run whose worker died: its log says why, the index says failed (results so far stay on disk)."""
+    from lifelong.runs.index import update_run
+
+    p = Path(path)
+    if p.is_dir():
+        RunLog(p / "log.txt").write(f"run failed: {why}; results so far are kept; continue with: "
+                                    "lifelong compare CONFIG --out FOLDER --resume")
+    with contextlib.suppress(LifelongError):
+        update_run(index_root, p, status="failed")
+
+
 def _run_pool(jobs, workers, resume, overwrite, index_root, progress, console):
-    import concurrent.futures as cf
+    """Run the jobs on ``workers`` processes, each fed through its own pipe.
+
+    A worker that dies (SIGKILL, out of memory) fails only the run it was
+    running: that run is marked failed with the reason, a new worker takes its
+    place, and the other runs go on. (A shared queue or executor would be left
+    broken by the dead process and fail every run.)
+    """
     import multiprocessing as mp
+    from multiprocessing.connection import wait
 
     ctx = mp.get_context("spawn")  # fork after torch has started threads can deadlock
-    queue = ctx.Queue()
     view = _GridProgress(len(jobs), progress, console)
-    results = []
+    todo = list(jobs)
+    paths = {n: p for n, _, p in jobs}
+    results: list[tuple[str, bool, str | None, float]] = []
+    live: dict[Any, list] = {}  # parent end of the pipe -> [process, name of the run it runs or None]
+
+    def start() -> None:
+        parent, child = ctx.Pipe()
+        proc = ctx.Process(target=_pool_worker, args=(child, 1), daemon=True)
+        proc.start()
+        child.close()  # only the worker holds its end: its death closes the pipe
+        live[parent] = [proc, None]
+
+    def finish(res: tuple) -> None:
+        results.append(res)
+        view.done(res[0], res[1])
+
     try:
-        with cf.ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_worker_init,
-                                    initargs=(queue, 1)) as pool:
-            futures = {pool.submit(grid_worker, n, data, p, resume, overwrite, index_root, 1): n
-                       for n, data, p in jobs}
-            pending = set(futures)
-            while pending:
-                done, pending = cf.wait(pending, timeout=0.2, return_when=cf.FIRST_COMPLETED)
-                _drain(queue, view)
-                for f in done:
+        for _ in range(min(workers, len(todo))):
+            start()
+        while todo or any(w[1] is not None for w in live.values()):
+            for conn, w in list(live.items()):
+                if w[1] is None and todo:
+                    n, data, p = todo.pop(0)
                     try:
-                        res = f.result()
-                    except Exception as exc:  # noqa: BLE001 - a worker process died
-                        res = (futures[f], False, f"worker process failed: {exc}", 0.0)
-                    results.append(res)
-                    view.done(res[0], res[1])
+                        conn.send((n, data, p, resume, overwrite, index_root))
+                        w[1] = n
+                    except (OSError, EOFError):
+                        todo.insert(0, (n, data, p))  # the worker died idle: its replacement takes the job
+            for conn in wait(list(live), timeout=0.5):
+                proc, running = live[conn]
+                try:
+                    kind, payload = conn.recv()
+                except (EOFError, OSError):  # the worker died
+                    proc.join(timeout=10)
+                    del live[conn]
+                    conn.close()
+                    if running is not None:
+                        why = f"its worker process (PID {proc.pid}) died, {_death(proc.exitcode)}"
+                        _mark_dead(running, paths[running], index_root, why)
+                        finish((running, False, f"{why}; the other runs went on. Results so far are kept; "
+                                "continue it with compare --resume.", 0.0))
+                    if todo:
+                        start()
+                    continue
+                if kind == "progress":
+                    view.update(payload)
+                else:
+                    live[conn][1] = None
+                    finish(payload)
     finally:
         view.close()
-        with contextlib.suppress(Exception):
-            queue.close()
+        for conn, (proc, _) in live.items():
+            with contextlib.suppress(Exception):
+                conn.send(None)
+        for conn, (proc, _) in live.items():
+            proc.join(timeout=10)
+            if proc.is_alive():
+                proc.terminate()
+                proc.join(timeout=5)
+            with contextlib.suppress(Exception):
+                conn.close()
     return results
 
 
