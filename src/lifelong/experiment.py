@@ -459,7 +459,8 @@ def _run_locked(cfg, out_path, lock, *, existed, resume, overwrite, progress, ca
     try:
         if not resume or resume_overrides:
             rd.write_config(resolved)
-        where = f" from task {checkpoint_state['phase']} step {checkpoint_state['step']}" if checkpoint_state else ""
+        where = (f" from task {checkpoint_state.get('phase')} step {checkpoint_state.get('step')}"
+                 if checkpoint_state else "")
         log.write(("resuming" if resume else "starting") + f" run {rd.name}{where}: strategy {cfg.strategy_label}, "
                   f"benchmark {cfg.benchmark.name}, seed {cfg.seed}")
         if orphans:
