@@ -3,19 +3,24 @@
 :func:`run_experiment` is what ``lifelong run`` does: it seeds, builds the
 stream, model and recipe from an :class:`~lifelong.config.ExperimentConfig`,
 runs :func:`~lifelong.engine.train_stream` with a checkpointer that writes
-``checkpoints/last.pt`` atomically (at every task end and every
-``train.checkpoint_every`` steps), and fills the run directory (resolved
+``checkpoints/step-<run step>.pt`` atomically (at every task end and every
+``train.checkpoint_every`` steps; the newest ``checkpoints.keep`` are kept and
+``checkpoints/last.pt`` is the newest), and fills the run directory (resolved
 ``config.yaml``, ``metrics.json``, CSVs, ``log.txt``) and the run index
 (``index.sqlite`` in the folder that holds the run).
 
 Nothing is lost: when training stops with an error or Ctrl-C, the results
 gathered so far are written (``metrics.json`` with ``complete: false``), the
-index marks the run stopped or failed, and the error is raised again. A run
-resumes from its folder alone (:func:`resume_experiment`): the stored config
-and the last checkpoint give the same numbers as an uninterrupted run.
+index marks the run stopped or failed, and the error is raised again (Ctrl-C
+and SIGTERM as :class:`RunInterrupted`, whose message says how to resume). A
+run resumes from its folder alone (:func:`resume_experiment`): the stored
+config and the last checkpoint give the same numbers as an uninterrupted run.
+A run holds its folder's lock while it runs (a second writer is refused), and
+a run that cannot start leaves no folder behind.
 
 :func:`run_grid` runs a grid config (``lifelong compare``) in a process pool or
-on Ray, each run in its own folder, and returns the comparison rows.
+on Ray, each run in its own folder, and returns the comparison rows; a worker
+process that dies fails only the run it was running.
 """
 
 from __future__ import annotations

@@ -66,3 +66,13 @@ def test_reindex_covers_grids_and_names_runs_it_cannot_read(results, tmp_path):
     assert f"run {root / 'broken'} not indexed" in res.output and "Traceback" not in res.output
     assert set(_statuses(root / "index.sqlite")) == {"a", "b", "c"}
     assert _statuses(root / "grid" / "index.sqlite") == {"x": "complete"}
+
+
+def test_reindex_marks_a_live_run_running(results, tmp_path):
+    from lifelong.runs.lock import RunLock
+
+    root, _ = results
+    shutil.copytree(root / "a", tmp_path / "live")
+    with RunLock(tmp_path / "live"):  # a process is writing it
+        assert _invoke("runs", "--reindex", str(tmp_path)).exit_code == 0
+    assert _statuses(tmp_path / "index.sqlite") == {"live": "running"}
