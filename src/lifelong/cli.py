@@ -64,8 +64,11 @@ class LifelongGroup(click.Group):
             return super().invoke(ctx)
         except LifelongError as exc:
             _fail(str(exc))
-        except KeyboardInterrupt:
-            _console(stderr=True).print("[red]interrupted[/red]")
+        except KeyboardInterrupt as exc:
+            from rich.markup import escape
+
+            # a stopped run says where its results are and how to continue it
+            _console(stderr=True).print(f"[red]{escape(str(exc) or 'interrupted')}[/red]", soft_wrap=True)
             sys.exit(130)
 
 
@@ -94,6 +97,10 @@ def _load(config_path: str | None, overrides: Sequence[str]):
     from lifelong.config import apply_overrides, read_yaml, validate
 
     data = read_yaml(config_path) if config_path else {}
+    if config_path and not data:
+        raise ConfigError(f"config file {config_path} is empty. A config says at least what to learn and how, e.g.\n"
+                          "  benchmark: {name: split-digits}\n  model: {name: mlp}\n  train: {epochs: 1}\n"
+                          "  strategy: naive\n(see examples/ and `lifelong list`).")
     data = apply_overrides(data, overrides)
     return validate(data, source=config_path)
 
@@ -104,21 +111,26 @@ def _print_table(rows, title: str, console=None) -> None:
     (console or _console()).print(rich_table(rows, title=title, label="strategy"))
 
 
-def _report_grid(outcome, out: Path, title: str, console) -> None:
+def _report_grid(outcome, out: Path, title: str, console, again: str | None = None) -> None:
     from lifelong.runs.compare import markdown_table
     from lifelong.runs.io import write_text_atomic
     from lifelong.runs.report import build_report
 
     rows, entries = outcome.rows()
+    from rich.markup import escape
+
     for r in outcome.failed:
-        console.print(f"[red]run {r.name} failed:[/red] {r.error}", soft_wrap=True, markup=True)
+        console.print(f"[red]run {escape(r.name)} failed:[/red] {escape(str(r.error))}", soft_wrap=True)
+    resume = f" Finished runs are kept; continue the others with: {again} --resume" if again else ""
     if not entries:
-        raise LifelongError(f"no run of the grid finished; see the log.txt files under {out}.")
+        raise LifelongError(f"no run of the grid finished; see the log.txt files under {out}.{resume}")
     _print_table(rows, title, console)
     write_text_atomic(out / "comparison.md", markdown_table(rows, label="strategy"))
     report = write_text_atomic(out / "report.html", build_report(entries, title=title, by_name="strategy"))
     console.print(f"report: {report}   runs: {out}   index: {out / 'index.sqlite'}")
     if outcome.failed:
+        console.print(f"{len(outcome.failed)} of {len(outcome.runs)} run(s) did not finish; the table shows the "
+                      f"others.{resume}", soft_wrap=True, markup=False)
         sys.exit(1)
 
 
@@ -193,16 +205,23 @@ def _with_common(fn):
 @click.option("--out", default=None, type=click.Path(), help="Run folder (default: 'out' of the config).")
 @click.option("--resume", "resume", is_flag=False, flag_value="", default=None, metavar="[RUN_DIR]",
               help="Continue an interrupted run from its folder (its config.yaml and last checkpoint).")
+@click.option("--from-checkpoint", "from_checkpoint", default=None, type=click.IntRange(0), metavar="STEP",
+              help="With --resume: continue from the kept checkpoint of run step STEP instead of the newest "
+                   "(checkpoints/step-STEP.pt; later ones are dropped). The run's log and error messages list them.")
 @click.option("--overwrite", is_flag=True, help="Delete an existing run folder and start again.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 @_with_common
-def run(config: str | None, out: str | None, resume: str | None, overwrite: bool, quiet: bool,
-        overrides: tuple[str, ...], **flags: Any) -> None:
+def run(config: str | None, out: str | None, resume: str | None, from_checkpoint: int | None, overwrite: bool,
+        quiet: bool, overrides: tuple[str, ...], **flags: Any) -> None:
     """Run one experiment from CONFIG (YAML) into a run folder.
 
     The folder gets the resolved config.yaml, metrics.json, the accuracy matrix
-    and learning curves as CSV, log.txt and checkpoints/. Ctrl-C stops after
-    saving; `lifelong run --resume RUN_DIR` continues from the last checkpoint.
+    and learning curves as CSV, log.txt and checkpoints/ (the newest
+    checkpoints.keep of them, default 3; last.pt is the newest). Ctrl-C or
+    SIGTERM stops after saving; `lifelong run --resume RUN_DIR` continues from
+    the last checkpoint, `--resume RUN_DIR --from-checkpoint STEP` from an
+    earlier one (e.g. before a run diverged). One process writes a run folder
+    at a time: a second is refused, naming the first.
     """
     from lifelong.experiment import run_experiment
 
@@ -225,8 +244,12 @@ def run(config: str | None, out: str | None, resume: str | None, overwrite: bool
             raise ConfigError("--resume and --overwrite contradict each other: pass one.")
         cfg = _load(config, extra) if config else None
         result, metrics = run_experiment(cfg, run_dir, resume=True, progress=not quiet, console=console,
-                                         resume_overrides=extra if not config else ())
+                                         resume_overrides=extra if not config else (),
+                                         from_checkpoint=from_checkpoint)
     else:
+        if from_checkpoint is not None:
+            raise ConfigError("--from-checkpoint is for a resumed run: lifelong run --resume RUN_DIR "
+                              f"--from-checkpoint {from_checkpoint}.")
         if not config:
             raise ConfigError("give a CONFIG.yaml (see examples/), or --resume RUN_DIR to continue a run.")
         cfg = _load(config, extra)
@@ -277,7 +300,8 @@ def compare(config: str, out: str | None, workers: int, executor: str, address: 
         raise ConfigError("--address is for --executor ray.")
     outcome = run_grid(grid, out, workers=workers or None, executor=executor, address=address, resume=resume,
                        overwrite=overwrite, progress=not quiet, console=console)
-    _report_grid(outcome, Path(out), grid.name or Path(config).stem, console)
+    _report_grid(outcome, Path(out), grid.name or Path(config).stem, console,
+                 again=f"lifelong compare {config} --out {out}")
 
 
 @main.command(context_settings=CONTEXT)
@@ -351,16 +375,34 @@ def list_(what: str | None) -> None:
 @click.option("--status", default=None, type=click.Choice(["running", "complete", "stopped", "failed"]))
 @click.option("--since", default=None, help="Only runs created on or after this date (e.g. 2025-01-31).")
 @click.option("--until", default=None, help="Only runs created on or before this date.")
+@click.option("--reindex", "reindex_root", is_flag=False, flag_value="", default=None, metavar="[ROOT]",
+              help="Rebuild the index(es) from the run folders under ROOT (default: --root), e.g. after the "
+                   "index was damaged or deleted; then show it.")
 def runs(root: str, benchmark: str | None, strategy: str | None, curriculum: str | None, status: str | None,
-         since: str | None, until: str | None) -> None:
+         since: str | None, until: str | None, reindex_root: str | None) -> None:
     """The run index of a results folder (an SQLite file you can also query with SQL).
 
     Shows ROOT/index.sqlite and the indexes of grids one folder down (e.g. runs/demo/index.sqlite).
+    The index is a cache of the run folders: `lifelong runs --reindex ROOT` rebuilds it from them.
     """
     from rich.table import Table
 
     from lifelong.runs.index import index_path, query
 
+    if reindex_root is not None:
+        from lifelong.runs.index import reindex
+
+        root = reindex_root or root
+        built, problems = reindex(root)
+        err = _console(stderr=True)
+        for problem in problems:
+            from rich.markup import escape
+
+            err.print(f"[yellow]warning: {escape(problem)}[/yellow]", soft_wrap=True)
+        for db, n in built.items():
+            _console().print(f"rebuilt {db}: {n} run(s)")
+        if not built:
+            _console().print(f"no run folders (folders with a config.yaml) under {root}; nothing to index")
     if not Path(root).is_dir():
         raise ConfigError(f"results folder {root} does not exist; pass --root DIR (the folder holding the runs).")
     # the index of ROOT, plus those of grids one level down (lifelong compare --out ROOT/NAME)

@@ -30,6 +30,7 @@ import dataclasses
 import difflib
 import inspect
 import itertools
+import math
 import os
 import re
 import types
@@ -154,10 +155,51 @@ def _check_params(kind: str, name: str, params: dict[str, Any], field: str = "pa
 # ----------------------------------------------------------------------------- sections
 
 
-class Section(BaseModel):
-    """Base of every config section: unknown keys are an error, values are validated on assignment."""
+def _numeric(annotation: Any) -> bool:
+    """True when a field holds a number (``int``, ``float``, or an optional one), not a bool."""
+    if annotation in (int, float):
+        return True
+    if typing.get_origin(annotation) in (Union, types.UnionType):
+        return any(_numeric(a) for a in typing.get_args(annotation) if a is not type(None))
+    return False
 
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+def _non_finite(data: Any, path: str = "") -> str | None:
+    """The path of the first infinite or NaN number in plain config data (``train.lr``), if any."""
+    if isinstance(data, float) and not math.isfinite(data):
+        return path or "(top level)"
+    if isinstance(data, dict):
+        items = data.items()
+    elif isinstance(data, (list, tuple)):
+        items = ((f"[{i}]", v) for i, v in enumerate(data))
+    else:
+        return None
+    for key, value in items:
+        sub = f"{path}{key}" if str(key).startswith("[") else (f"{path}.{key}" if path else str(key))
+        found = _non_finite(value, sub)
+        if found is not None:
+            return found
+    return None
+
+
+class Section(BaseModel):
+    """Base of every config section: unknown keys are an error, values are validated on assignment.
+
+    Numbers must be finite (``.inf`` and ``.nan`` are refused) and a boolean is
+    not a number (``epochs: true`` is refused instead of read as 1).
+    """
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, allow_inf_nan=False)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_bool_numbers(cls, v: Any) -> Any:
+        if isinstance(v, dict):
+            for key, value in v.items():
+                f = cls.model_fields.get(key) if isinstance(key, str) else None
+                if isinstance(value, bool) and f is not None and _numeric(f.annotation):
+                    raise _FieldProblem(f"must be a number, not the boolean {str(value).lower()}.", key)
+        return v
 
 
 class _Named(Section):
@@ -331,6 +373,34 @@ class ReviewConfig(_Named, _Registered):
     name: str = Field("replay", validation_alias=AliasChoices("name", "schedule"))
     params: dict[str, Any] = Field(default_factory=dict)
 
+    @field_validator("name")
+    @classmethod
+    def _is_review(cls, v: str) -> str:
+        """Only review schedules (they say how much of each batch to replay) may fill ``review``."""
+        names = review_schedules()
+        if v not in names:
+            raise _FieldProblem(f"'{v}' is a curriculum schedule, not a review schedule; review takes one of: "
+                                f"{', '.join(names)} (curriculum schedules go under 'curriculum').")
+        return v
+
+
+def review_schedules() -> list[str]:
+    """Names of the registered schedules that are review schedules (subclasses of ReviewSchedule)."""
+    from lifelong.curriculum.base import ReviewSchedule
+
+    reg = registry("schedule")
+    return [n for n in reg.names() if isinstance(reg.get(n), type) and issubclass(reg.get(n), ReviewSchedule)]
+
+
+class CheckpointsConfig(Section):
+    """How many checkpoints a run keeps: ``checkpoints/last.pt`` is always the newest; ``keep`` counts it.
+
+    Earlier ones (``checkpoints/step-<run step>.pt``) let a diverged run go
+    back further: ``lifelong run --resume DIR --from-checkpoint STEP``.
+    """
+
+    keep: int = Field(3, ge=1)
+
 
 class CurriculumConfig(_Named):
     """What to study next: a schedule over the study pool, an optional difficulty scorer, the pool.
@@ -422,6 +492,7 @@ class ExperimentConfig(Section):
     device: str = "auto"
     out: Optional[str] = None
     tracking: TrackingConfig = Field(default_factory=TrackingConfig)
+    checkpoints: CheckpointsConfig = Field(default_factory=CheckpointsConfig)
 
     @field_validator("strategy", "curriculum", mode="before")
     @classmethod
@@ -643,6 +714,10 @@ def validate(data: dict[str, Any] | None, source: str | None = None) -> Experime
     if not isinstance(data, dict):
         raise ConfigError(f"invalid config{f' {source}' if source else ''}: the top level must be a mapping of "
                           f"sections ({', '.join(ExperimentConfig.model_fields)}); got {type(data).__name__}.")
+    bad = _non_finite(data)
+    if bad is not None:
+        raise ConfigError(f"invalid config{f' {source}' if source else ''}: {bad}: numbers must be finite; "
+                          ".inf and .nan are not accepted.")
     try:
         return ExperimentConfig.model_validate(data)
     except ValidationError as exc:

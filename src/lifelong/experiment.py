@@ -3,19 +3,24 @@
 :func:`run_experiment` is what ``lifelong run`` does: it seeds, builds the
 stream, model and recipe from an :class:`~lifelong.config.ExperimentConfig`,
 runs :func:`~lifelong.engine.train_stream` with a checkpointer that writes
-``checkpoints/last.pt`` atomically (at every task end and every
-``train.checkpoint_every`` steps), and fills the run directory (resolved
+``checkpoints/step-<run step>.pt`` atomically (at every task end and every
+``train.checkpoint_every`` steps; the newest ``checkpoints.keep`` are kept and
+``checkpoints/last.pt`` is the newest), and fills the run directory (resolved
 ``config.yaml``, ``metrics.json``, CSVs, ``log.txt``) and the run index
 (``index.sqlite`` in the folder that holds the run).
 
 Nothing is lost: when training stops with an error or Ctrl-C, the results
 gathered so far are written (``metrics.json`` with ``complete: false``), the
-index marks the run stopped or failed, and the error is raised again. A run
-resumes from its folder alone (:func:`resume_experiment`): the stored config
-and the last checkpoint give the same numbers as an uninterrupted run.
+index marks the run stopped or failed, and the error is raised again (Ctrl-C
+and SIGTERM as :class:`RunInterrupted`, whose message says how to resume). A
+run resumes from its folder alone (:func:`resume_experiment`): the stored
+config and the last checkpoint give the same numbers as an uninterrupted run.
+A run holds its folder's lock while it runs (a second writer is refused), and
+a run that cannot start leaves no folder behind.
 
 :func:`run_grid` runs a grid config (``lifelong compare``) in a process pool or
-on Ray, each run in its own folder, and returns the comparison rows.
+on Ray, each run in its own folder, and returns the comparison rows; a worker
+process that dies fails only the run it was running.
 """
 
 from __future__ import annotations
@@ -176,13 +181,170 @@ def _load_checkpoint(path: Path) -> dict[str, Any] | None:
     return load_checkpoint(path)
 
 
-def _index(fn: Callable[..., Any], *args: Any, log: RunLog | None = None, **kwargs: Any) -> None:
-    """Run-index bookkeeping never costs a run: a failure is logged and ignored (the index is a cache)."""
+def _index(fn: Callable[..., Any], *args: Any, log: RunLog | None = None, root: Path | None = None,
+           **kwargs: Any) -> None:
+    """Run-index bookkeeping never costs a run: a failure is logged, shown on stderr and ignored
+    (the index is a cache of the run folders, rebuilt by ``lifelong runs --reindex``)."""
     try:
         fn(*args, **kwargs)
     except LifelongError as exc:
         if log is not None:
             log.write(f"warning: run index not updated: {exc}")
+        where = f" {root}" if root is not None else ""
+        warn(f"warning: run index not updated: {exc}".rstrip(".") + ". The run goes on; afterwards rebuild the "
+             f"index with: lifelong runs --reindex{where}")
+
+
+def warn(message: str) -> None:
+    """A warning for the person at the terminal (stderr), whatever the progress display does."""
+    with contextlib.suppress(Exception):
+        from rich.console import Console
+        from rich.markup import escape
+
+        Console(stderr=True, highlight=False).print(f"[yellow]{escape(message)}[/yellow]", soft_wrap=True)
+
+
+class RunInterrupted(KeyboardInterrupt):
+    """Ctrl-C or SIGTERM stopped a run after saving; the message says how to continue it."""
+
+
+@contextlib.contextmanager
+def _sigterm_as_interrupt():
+    """SIGTERM stops a run the way Ctrl-C does (results and index kept, resumable), also outside the loop.
+
+    Only in the main thread (signals cannot be handled elsewhere); the training
+    loop may install its own handler for its duration (stop at a step boundary).
+    """
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum, frame):  # noqa: ARG001
+        raise KeyboardInterrupt
+
+    old = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, old)
+
+
+def _check_device(name: str) -> None:
+    """Refuse a device this machine does not have before any folder is made (``cuda:7`` on one GPU)."""
+    from lifelong.engine.loop import resolve_device
+
+    dev = resolve_device(name)
+    if dev.type == "cuda" and dev.index is not None:
+        import torch
+
+        count = torch.cuda.device_count()
+        if dev.index >= count:
+            raise ConfigError(f"device '{name}' does not exist: this machine has {count} CUDA device(s) "
+                              f"(cuda:0{f' to cuda:{count - 1}' if count > 1 else ''}); use device: auto, cuda or "
+                              "cpu.")
+
+
+# ----------------------------------------------------------------------------- checkpoints
+
+STEP_CHECKPOINT = "step-{}.pt"
+
+
+def _save_checkpoint(state: dict[str, Any], path: Path) -> None:
+    """Write one checkpoint file (atomically)."""
+    from lifelong.runs.io import torch_save_atomic
+
+    torch_save_atomic(state, path)
+
+
+def kept_checkpoints(ckpt_dir: Path) -> list[int]:
+    """The run steps of the checkpoints kept in ``ckpt_dir`` (``step-<N>.pt``), newest first."""
+    import re
+
+    steps = []
+    with contextlib.suppress(OSError):
+        for p in ckpt_dir.iterdir():
+            m = re.fullmatch(r"step-(\d+)\.pt", p.name)
+            if m:
+                steps.append(int(m.group(1)))
+    return sorted(steps, reverse=True)
+
+
+def describe_checkpoints(ckpt_dir: Path) -> str:
+    """'run steps 120 (newest, last.pt), 80, 40' for messages."""
+    steps = kept_checkpoints(ckpt_dir)
+    if not steps:
+        return "none"
+    return "run step" + ("s " if len(steps) > 1 else " ") + ", ".join(
+        f"{s} (newest, {CHECKPOINT})" if i == 0 else str(s) for i, s in enumerate(steps))
+
+
+class Checkpoints:
+    """The checkpoints of one run: ``step-<run step>.pt`` files, the ``keep`` newest kept, ``last.pt`` the newest.
+
+    ``last.pt`` is a hard link to the newest step file (a copy where links are
+    not supported), replaced atomically, so it is always a whole checkpoint.
+    """
+
+    def __init__(self, folder: Path, keep: int):
+        self.folder, self.keep = folder, max(1, int(keep))
+
+    @property
+    def last(self) -> Path:
+        return self.folder / CHECKPOINT
+
+    def path(self, step: int) -> Path:
+        return self.folder / STEP_CHECKPOINT.format(int(step))
+
+    def save(self, state: dict[str, Any]) -> None:
+        from lifelong.runs.io import link_atomic
+
+        target = self.path(state["global_step"])
+        _save_checkpoint(state, target)
+        link_atomic(target, self.last)
+        self.prune()
+
+    def prune(self) -> None:
+        for step in kept_checkpoints(self.folder)[self.keep:]:
+            with contextlib.suppress(OSError):
+                self.path(step).unlink()
+
+    def pick(self, step: int | None) -> Path:
+        """The checkpoint to resume from: ``last.pt``, or the kept one of run step ``step``."""
+        if step is None:
+            if self.last.exists() or not kept_checkpoints(self.folder):
+                return self.last
+            return self.path(kept_checkpoints(self.folder)[0])
+        if not self.path(step).exists():
+            raise ConfigError(f"--from-checkpoint {step}: {self.folder} holds no checkpoint of run step {step}. "
+                              f"Kept checkpoints: {describe_checkpoints(self.folder)}.")
+        return self.path(step)
+
+    def rewind(self, step: int) -> list[int]:
+        """Make run step ``step`` the newest checkpoint: later ones are deleted, ``last.pt`` points to it."""
+        from lifelong.runs.io import link_atomic
+
+        later = [s for s in kept_checkpoints(self.folder) if s > step]
+        for s in later:
+            with contextlib.suppress(OSError):
+                self.path(s).unlink()
+        link_atomic(self.path(step), self.last)
+        return later
+
+
+# ----------------------------------------------------------------------------- one run
+
+
+class _Started(Callback):
+    """Notes that training began (the engine started the stream): failures after it are the run's, not start-up's."""
+
+    def __init__(self) -> None:
+        self.started = False
+
+    def on_stream_start(self, ctx, result) -> None:
+        self.started = True
 
 
 def run_experiment(
@@ -196,18 +358,34 @@ def run_experiment(
     index_root: str | os.PathLike | None = None,
     console: Any = None,
     resume_overrides: Sequence[str] = (),
+    from_checkpoint: int | None = None,
 ) -> tuple[RunResult, dict[str, Any]]:
     """Run one experiment into ``out_dir`` (default: ``config.out``); return ``(result, metrics)``.
 
     ``resume=True`` continues the run in ``out_dir`` from its stored
     ``config.yaml`` and last checkpoint (``config`` must then match the stored
-    one, or be None); ``resume_overrides`` (``train.lr=...``,
-    ``train.grad_clip=...``) change those settings for the rest of the run. ``overwrite=True`` deletes an existing run folder first.
+    one, or be None); ``from_checkpoint=N`` resumes from the kept checkpoint of
+    run step N instead (later ones are dropped); ``resume_overrides``
+    (``train.lr=...``, ``train.grad_clip=...``) change those settings for the
+    rest of the run. ``overwrite=True`` deletes an existing run folder first.
     The run is registered in ``<index_root>/index.sqlite`` (default: the
     folder that holds the run). ``metrics`` is the content of ``metrics.json``.
+
+    The run holds the folder's lock (:class:`~lifelong.runs.lock.RunLock`)
+    while it runs: a second writer is refused. A run that cannot start (bad
+    device, bad benchmark parameter...) leaves no folder behind.
     """
-    from lifelong.runs import RunDir, register_run, update_run
-    from lifelong.runs.io import torch_save_atomic
+    with _sigterm_as_interrupt():
+        return _run_experiment(config, out_dir, resume=resume, overwrite=overwrite, progress=progress,
+                               callbacks=callbacks, index_root=index_root, console=console,
+                               resume_overrides=resume_overrides, from_checkpoint=from_checkpoint)
+
+
+def _run_experiment(config, out_dir, *, resume, overwrite, progress, callbacks, index_root, console,
+                    resume_overrides, from_checkpoint):
+    from lifelong.runs.io import clean_orphans
+    from lifelong.runs.lock import RunBusyError, RunLock
+    from lifelong.runs.rundir import LOCK, RunDir
 
     cfg: ExperimentConfig | None
     if config is None:
@@ -221,53 +399,100 @@ def run_experiment(
             raise ConfigError("no output folder: pass --out DIR (or set 'out' in the config).")
         out_dir = cfg.out
     out_path = Path(out_dir)
+    if from_checkpoint is not None and not resume:
+        raise ConfigError("--from-checkpoint picks the checkpoint a resumed run continues from; use it with "
+                          "--resume RUN_DIR.")
 
-    checkpoint_state = None
-    built: Built | None = None
+    lock = RunLock(out_path)
+    existed = out_path.exists()
     if resume:
         cfg = _stored_config(out_path, cfg)
         if resume_overrides:
             cfg = _resume_overrides(cfg, resume_overrides)
-        rd = RunDir(out_path, resume=True)
-        checkpoint_state = _load_checkpoint(rd.path / "checkpoints" / CHECKPOINT)
+        lock.acquire()
     else:
         if cfg is None:
             raise ConfigError("no config given for a new run.")
         cfg = cfg.single()
         _check_writable(out_path)
-        if not overwrite and out_path.exists() and any(out_path.iterdir()):
-            rd = RunDir(out_path)  # refuses with its message before any work
+        holder = RunLock.holder(out_path)
+        if holder is not None:
+            raise RunBusyError(f"the run folder {out_path} is in use by {holder}, which is still writing to it; "
+                               f"{'--overwrite would delete a live run. ' if overwrite else ''}Wait for it to finish, "
+                               "stop it first, or choose another --out folder.")
+        if not overwrite and out_path.is_dir() and any(p.name != LOCK for p in out_path.iterdir()):
+            RunDir(out_path)  # refuses with its message before any work
+        _check_device(cfg.device)
+    try:
+        return _run_locked(cfg, out_path, lock, existed=existed, resume=resume, overwrite=overwrite,
+                           progress=progress, callbacks=callbacks, index_root=index_root, console=console,
+                           resume_overrides=resume_overrides, from_checkpoint=from_checkpoint,
+                           clean_orphans=clean_orphans)
+    finally:
+        lock.release()
+
+
+def _run_locked(cfg, out_path, lock, *, existed, resume, overwrite, progress, callbacks, index_root, console,
+                resume_overrides, from_checkpoint, clean_orphans):
+    from lifelong.runs import RunDir, register_run, update_run
+    from lifelong.runs.index import remove_run
+
+    checkpoint_state = None
+    built: Built | None = None
+    if resume:
+        rd = RunDir(out_path, resume=True)
+        ckpts = Checkpoints(rd.checkpoint_dir, cfg.checkpoints.keep)
+        orphans = clean_orphans(rd.path) + clean_orphans(ckpts.folder)
+        checkpoint_state = _load_checkpoint(ckpts.pick(from_checkpoint))
+        dropped = ckpts.rewind(from_checkpoint) if from_checkpoint is not None else []
+    else:
         # build first: a bad benchmark or model parameter must not leave a half-made run folder
         built = build_experiment(cfg)
+        if not lock.held:
+            lock.acquire()
         rd = RunDir(out_path, overwrite=overwrite)
+        ckpts = Checkpoints(rd.checkpoint_dir, cfg.checkpoints.keep)
+        orphans, dropped = [], []
     cfg = cfg.model_copy(update={"out": str(rd.path)})
     resolved = cfg.resolved()
-    if not resume or resume_overrides:
-        rd.write_config(resolved)
     root = Path(index_root) if index_root is not None else rd.path.resolve().parent
     log = RunLog(rd.log_path)
-    where = f" from task {checkpoint_state['phase']} step {checkpoint_state['step']}" if checkpoint_state else ""
-    log.write(("resuming" if resume else "starting") + f" run {rd.name}{where}: strategy {cfg.strategy_label}, "
-              f"benchmark {cfg.benchmark.name}, seed {cfg.seed}")
-    if resume and resume_overrides:
-        log.write(f"resumed with changed settings: {', '.join(resume_overrides)} (config.yaml updated)")
-    _index(register_run, root, rd.path, resolved, status="running", name=rd.name, log=log)
+    started = _Started()
+    try:
+        if not resume or resume_overrides:
+            rd.write_config(resolved)
+        where = (f" from task {checkpoint_state.get('phase')} step {checkpoint_state.get('step')}"
+                 if checkpoint_state else "")
+        log.write(("resuming" if resume else "starting") + f" run {rd.name}{where}: strategy {cfg.strategy_label}, "
+                  f"benchmark {cfg.benchmark.name}, seed {cfg.seed}")
+        if orphans:
+            log.write(f"removed {len(orphans)} unfinished temporary file(s) of an earlier, killed session: "
+                      + ", ".join(p.name for p in orphans))
+        if from_checkpoint is not None:
+            log.write(f"resumed from the checkpoint of run step {from_checkpoint}"
+                      + (f"; later checkpoints dropped: {', '.join(map(str, dropped))}" if dropped else ""))
+        if resume and resume_overrides:
+            log.write(f"resumed with changed settings: {', '.join(resume_overrides)} (config.yaml updated)")
+        _index(register_run, root, rd.path, resolved, status="running", name=rd.name, log=log, root=root)
 
-    if checkpoint_state is not None and checkpoint_state.get("result", {}).get("complete"):
-        checkpoint_state = None  # pragma: no cover - a finished run's checkpoint is never 'complete'
+        if checkpoint_state is not None and checkpoint_state.get("result", {}).get("complete"):
+            checkpoint_state = None  # pragma: no cover - a finished run's checkpoint is never 'complete'
 
-    if built is None:
-        built = build_experiment(cfg)
-    ckpt_dir = rd.checkpoint_dir
+        if built is None:
+            built = build_experiment(cfg)
+    except BaseException:
+        if not resume:
+            _undo_start(rd, existed, root, log, remove_run)
+        raise
 
     def checkpointer(state: dict[str, Any]) -> None:
-        torch_save_atomic(state, ckpt_dir / CHECKPOINT)
+        ckpts.save(state)
         if state["step"] == 0:  # a task end: results so far go to disk too
             partial = RunResult.from_dict(state["result"])
             rd.write_result(partial)
             log.write(f"checkpoint after task {state['phase']} (run step {state['global_step']})")
 
-    cbs: list[Callback] = [log, ScoreCache(rd.path / "scores"), *callbacks]
+    cbs: list[Callback] = [started, log, ScoreCache(rd.path / "scores"), *callbacks]
     trackers = _trackers(cfg, rd.path)
     cbs.extend(trackers)
     if progress:
@@ -281,32 +506,67 @@ def run_experiment(
         result = train_stream(built.stream, built.model, built.recipe, built.train, callbacks=cbs,
                               checkpointer=checkpointer, resume=checkpoint_state)
     except BaseException as exc:
-        partial = getattr(exc, "result", None)
-        stopped = isinstance(exc, KeyboardInterrupt)
-        if partial is not None:
-            with contextlib.suppress(LifelongError):
-                metrics = rd.write_result(partial)
-                _index(update_run, root, rd.path, status="stopped" if stopped else "failed", summary=metrics, log=log)
-        else:
-            _index(update_run, root, rd.path, status="stopped" if stopped else "failed", log=log)
-        what = "interrupted by the user" if stopped else f"{type(exc).__name__}: {exc}"
-        hint = f"lifelong run --resume {rd.path}"
-        if isinstance(exc, TrainingError):  # diverged: continue from the last good step more gently
-            hint += f" --lr {cfg.train.lr / 10:g} (or --set train.grad_clip=1.0)"
-        log.write(f"run stopped ({what}); results so far are in {rd.metrics_path.name}; continue with: {hint}")
-        if not stopped and not isinstance(exc, LifelongError):
-            log.write("traceback:\n" + "".join(traceback.format_exception(exc)))
         for t in trackers:
             with contextlib.suppress(Exception):
                 t.close(ok=False)
+        stopped = isinstance(exc, KeyboardInterrupt)
+        if not started.started and not resume:  # start-up failed: nothing of this run exists yet
+            _undo_start(rd, existed, root, log, remove_run)
+            raise
+        partial = getattr(exc, "result", None)
+        status = "stopped" if stopped else "failed"
+        if partial is not None:
+            try:
+                metrics = rd.write_result(partial)
+                _index(update_run, root, rd.path, status=status, summary=metrics, log=log, root=root)
+            except LifelongError:
+                _index(update_run, root, rd.path, status=status, log=log, root=root)
+        else:
+            _index(update_run, root, rd.path, status=status, log=log, root=root)
+        what = "interrupted by the user" if stopped else f"{type(exc).__name__}: {exc}"
+        hint = f"lifelong run --resume {rd.path}"
+        kept = describe_checkpoints(ckpts.folder)
+        if isinstance(exc, TrainingError):  # diverged: continue from the last good step more gently
+            hint += f" --lr {cfg.train.lr / 10:g} (or --set train.grad_clip=1.0)"
+        saved = (f"results so far are in {rd.metrics_path.name}" if rd.metrics_path.exists()
+                 else "no task finished, so there are no results yet")
+        log.write(f"run stopped ({what}); {saved}; checkpoints kept: {kept}; continue with: {hint}")
+        if not stopped and not isinstance(exc, LifelongError):
+            log.write("traceback:\n" + "".join(traceback.format_exception(exc)))
+        if stopped:
+            err = RunInterrupted(f"interrupted; {saved.replace(rd.metrics_path.name, str(rd.metrics_path))}. "
+                                 f"Continue the run with: lifelong run --resume {rd.path}")
+            err.result = partial  # type: ignore[attr-defined]
+            raise err from None
+        if isinstance(exc, TrainingError) and kept_checkpoints(ckpts.folder):
+            err = TrainingError(f"{exc} Checkpoints kept in {ckpts.folder}: {kept}; resume from an earlier one "
+                                f"with: lifelong run --resume {rd.path} --from-checkpoint STEP --lr SMALLER.")
+            err.result = partial  # type: ignore[attr-defined]
+            raise err from None
         raise
     metrics = rd.write_result(result)
     for t in trackers:
         t.log_summary(metrics)
         t.close()
-    _index(update_run, root, rd.path, status="complete", summary=metrics, log=log)
+    _index(update_run, root, rd.path, status="complete", summary=metrics, log=log, root=root)
     log.write(f"done: average accuracy {metrics.get('average_accuracy')}, forgetting {metrics.get('forgetting')}")
     return result, metrics
+
+
+def _undo_start(rd: Any, existed: bool, root: Path, log: RunLog, remove_run: Callable[..., Any]) -> None:
+    """A run that failed to start leaves nothing: its folder goes (emptied when it existed before), its index row too."""
+    import shutil
+
+    from lifelong.runs.rundir import LOCK, empty_folder
+
+    with contextlib.suppress(OSError):
+        if existed:
+            empty_folder(rd.path)
+            (rd.path / LOCK).unlink()
+        else:
+            shutil.rmtree(rd.path)
+    with contextlib.suppress(LifelongError):
+        remove_run(root, rd.path)
 
 
 def resume_experiment(run_dir: str | os.PathLike, **kwargs: Any) -> tuple[RunResult, dict[str, Any]]:
@@ -664,34 +924,131 @@ def _torch_threads() -> int:
     return torch.get_num_threads()
 
 
+class _PipeQueue:
+    """The progress 'queue' of a pool worker: messages go up the worker's own pipe."""
+
+    def __init__(self, conn: Any):
+        self.conn = conn
+
+    def put_nowait(self, msg: tuple) -> None:
+        self.conn.send(("progress", msg))
+
+
+def _pool_worker(conn: Any, threads: int) -> None:
+    """A pool worker process: runs the jobs its pipe brings, one at a time, until told to stop (None)."""
+    global _QUEUE
+    try:
+        _worker_init(None, threads)
+        _QUEUE = _PipeQueue(conn)
+        while True:
+            try:
+                job = conn.recv()
+            except (EOFError, OSError):
+                return
+            if job is None:
+                return
+            conn.send(("result", grid_worker(*job, threads)))
+    except (KeyboardInterrupt, BrokenPipeError):  # Ctrl-C reaches the workers too; the parent reports it
+        return
+
+
+def _death(exitcode: int | None) -> str:
+    import signal
+
+    if exitcode is not None and exitcode < 0:
+        try:
+            return f"killed by signal {signal.Signals(-exitcode).name}"
+        except ValueError:
+            return f"killed by signal {-exitcode}"
+    return f"exit status {exitcode}"
+
+
+def _mark_dead(name: str, path: str, index_root: str, why: str) -> None:
+    """A run whose worker died: its log says why, the index says failed (results so far stay on disk)."""
+    from lifelong.runs.index import update_run
+
+    p = Path(path)
+    if p.is_dir():
+        RunLog(p / "log.txt").write(f"run failed: {why}; results so far are kept; continue with: "
+                                    "lifelong compare CONFIG --out FOLDER --resume")
+    with contextlib.suppress(LifelongError):
+        update_run(index_root, p, status="failed")
+
+
 def _run_pool(jobs, workers, resume, overwrite, index_root, progress, console):
-    import concurrent.futures as cf
+    """Run the jobs on ``workers`` processes, each fed through its own pipe.
+
+    A worker that dies (SIGKILL, out of memory) fails only the run it was
+    running: that run is marked failed with the reason, a new worker takes its
+    place, and the other runs go on. (A shared queue or executor would be left
+    broken by the dead process and fail every run.)
+    """
     import multiprocessing as mp
+    from multiprocessing.connection import wait
 
     ctx = mp.get_context("spawn")  # fork after torch has started threads can deadlock
-    queue = ctx.Queue()
     view = _GridProgress(len(jobs), progress, console)
-    results = []
+    todo = list(jobs)
+    paths = {n: p for n, _, p in jobs}
+    results: list[tuple[str, bool, str | None, float]] = []
+    live: dict[Any, list] = {}  # parent end of the pipe -> [process, name of the run it runs or None]
+
+    def start() -> None:
+        parent, child = ctx.Pipe()
+        proc = ctx.Process(target=_pool_worker, args=(child, 1), daemon=True)
+        proc.start()
+        child.close()  # only the worker holds its end: its death closes the pipe
+        live[parent] = [proc, None]
+
+    def finish(res: tuple) -> None:
+        results.append(res)
+        view.done(res[0], res[1])
+
     try:
-        with cf.ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_worker_init,
-                                    initargs=(queue, 1)) as pool:
-            futures = {pool.submit(grid_worker, n, data, p, resume, overwrite, index_root, 1): n
-                       for n, data, p in jobs}
-            pending = set(futures)
-            while pending:
-                done, pending = cf.wait(pending, timeout=0.2, return_when=cf.FIRST_COMPLETED)
-                _drain(queue, view)
-                for f in done:
+        for _ in range(min(workers, len(todo))):
+            start()
+        while todo or any(w[1] is not None for w in live.values()):
+            for conn, w in list(live.items()):
+                if w[1] is None and todo:
+                    n, data, p = todo.pop(0)
                     try:
-                        res = f.result()
-                    except Exception as exc:  # noqa: BLE001 - a worker process died
-                        res = (futures[f], False, f"worker process failed: {exc}", 0.0)
-                    results.append(res)
-                    view.done(res[0], res[1])
+                        conn.send((n, data, p, resume, overwrite, index_root))
+                        w[1] = n
+                    except (OSError, EOFError):
+                        todo.insert(0, (n, data, p))  # the worker died idle: its replacement takes the job
+            for conn in wait(list(live), timeout=0.5):
+                proc, running = live[conn]
+                try:
+                    kind, payload = conn.recv()
+                except (EOFError, OSError):  # the worker died
+                    proc.join(timeout=10)
+                    del live[conn]
+                    conn.close()
+                    if running is not None:
+                        why = f"its worker process (PID {proc.pid}) died, {_death(proc.exitcode)}"
+                        _mark_dead(running, paths[running], index_root, why)
+                        finish((running, False, f"{why}; the other runs went on. Results so far are kept; "
+                                "continue it with compare --resume.", 0.0))
+                    if todo:
+                        start()
+                    continue
+                if kind == "progress":
+                    view.update(payload)
+                else:
+                    live[conn][1] = None
+                    finish(payload)
     finally:
         view.close()
-        with contextlib.suppress(Exception):
-            queue.close()
+        for conn, (proc, _) in live.items():
+            with contextlib.suppress(Exception):
+                conn.send(None)
+        for conn, (proc, _) in live.items():
+            proc.join(timeout=10)
+            if proc.is_alive():
+                proc.terminate()
+                proc.join(timeout=5)
+            with contextlib.suppress(Exception):
+                conn.close()
     return results
 
 

@@ -81,8 +81,8 @@ def index_path(root: PathLike) -> Path:
 
 
 @contextlib.contextmanager
-def _connect(root: PathLike, create: bool = True) -> Iterator[sqlite3.Connection]:
-    db = index_path(root)
+def _connect(root: PathLike, create: bool = True, db: PathLike | None = None) -> Iterator[sqlite3.Connection]:
+    db = index_path(root) if db is None else Path(db)
     try:
         if create:
             db.parent.mkdir(parents=True, exist_ok=True)
@@ -99,7 +99,8 @@ def _connect(root: PathLike, create: bool = True) -> Iterator[sqlite3.Connection
             yield conn
     except sqlite3.DatabaseError as exc:
         raise LifelongError(
-            f"the run index {db} cannot be used ({exc}). It is only a cache: delete it and re-register the runs."
+            f"the run index {db} cannot be used ({exc}). It is only a cache of the run folders: rebuild it with "
+            f"lifelong runs --reindex {Path(root)} (or delete it: the next run makes a new one)."
         ) from None
     finally:
         conn.close()
@@ -162,6 +163,7 @@ def register_run(
     status: str = "running",
     name: str | None = None,
     created: str | datetime | None = None,
+    db: PathLike | None = None,
 ) -> int:
     """Add a run to the index (or refresh it if its path is already there); returns its id.
 
@@ -169,6 +171,7 @@ def register_run(
     read from it, see :func:`config_fields`); ``summary`` is the dict of
     :func:`lifelong.assessment.summarize` (or ``metrics.json``), if any yet.
     Re-registering keeps the original ``created`` time unless one is given.
+    ``db`` writes to another index file (paths stay relative to ``root``).
     """
     _check_status(status)
     summary = summary or {}
@@ -183,7 +186,7 @@ def register_run(
     }
     cols = list(row)
     updates = ", ".join(f"{c}=excluded.{c}" for c in cols if c not in ("path", "created") or (c == "created" and created))
-    with _connect(root) as conn:
+    with _connect(root, db=db) as conn:
         conn.execute(
             f"INSERT INTO runs ({', '.join(cols)}) VALUES ({', '.join('?' for _ in cols)}) "
             f"ON CONFLICT(path) DO UPDATE SET {updates}",
@@ -212,6 +215,133 @@ def update_run(
         )
         if cur.rowcount == 0:
             raise LifelongError(f"run {run_path} is not in the index {index_path(root)}; register it first.")
+
+
+def remove_run(root: PathLike, run_path: PathLike) -> None:
+    """Forget a run (e.g. one whose start-up failed and whose folder was removed); unknown runs are ignored."""
+    if not index_path(root).exists():
+        return
+    with _connect(root, create=False) as conn:
+        conn.execute("DELETE FROM runs WHERE path = ?", (_stored_path(root, run_path),))
+
+
+def reindex(root: PathLike, depth: int = 2) -> tuple[dict[Path, int], list[str]]:
+    """Rebuild the run indexes under ``root`` from the run folders (the source of truth).
+
+    Every folder holding a ``config.yaml`` down to ``depth`` levels below
+    ``root`` is a run; it is registered in the index of the folder that holds
+    it (``root/index.sqlite`` for ``root/run``, ``root/grid/index.sqlite`` for
+    ``root/grid/run``), as ``lifelong run`` and ``compare`` do. Each index is
+    written afresh (a damaged one is replaced). Status comes from the folder:
+    ``running`` while a process holds the run's lock, ``complete`` when
+    ``metrics.json`` says so, else ``failed`` or ``stopped`` as its log tells.
+    Returns ``({index file: runs indexed}, [problems])``; a run that cannot be
+    read is a problem (named with its folder), not an error.
+    """
+    base = Path(root)
+    if not base.is_dir():
+        raise ConfigError(f"results folder {base} does not exist; give the folder that holds the run folders.")
+    runs: dict[Path, list[Path]] = {}
+    level = [base]
+    for _ in range(depth):
+        nxt = []
+        for folder in level:
+            with contextlib.suppress(OSError):
+                for child in sorted(folder.iterdir()):
+                    if child.is_dir() and not child.name.startswith("."):
+                        if (child / "config.yaml").is_file():
+                            runs.setdefault(folder, []).append(child)
+                        else:
+                            nxt.append(child)
+        level = nxt
+    done: dict[Path, int] = {}
+    problems: list[str] = []
+    for parent, folders in runs.items():
+        rows = []
+        for folder in folders:
+            try:
+                rows.append(_folder_row(folder))
+            except LifelongError as exc:
+                problems.append(f"run {folder} not indexed: {exc}")
+        done[index_path(parent)] = _rebuild(parent, rows)
+    return done, problems
+
+
+def _folder_row(folder: Path) -> dict[str, Any]:
+    """register_run's arguments for one run folder, read from its files."""
+    import re
+
+    import yaml
+
+    from lifelong.runs.io import read_json
+    from lifelong.runs.lock import RunLock
+
+    try:
+        config = yaml.safe_load((folder / "config.yaml").read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
+        raise LifelongError(f"its config.yaml cannot be read ({str(exc).splitlines()[0]})") from None
+    if not isinstance(config, dict):
+        raise LifelongError("its config.yaml does not hold a mapping")
+    summary: dict[str, Any] = {}
+    if (folder / "metrics.json").exists():
+        metrics = read_json(folder / "metrics.json")
+        summary = metrics if isinstance(metrics, dict) else {}
+    log = ""
+    with contextlib.suppress(OSError):
+        log = (folder / "log.txt").read_text(encoding="utf-8", errors="replace")
+    if RunLock.holder(folder) is not None:
+        status = "running"
+    elif summary.get("complete"):
+        status = "complete"
+    else:
+        status = _status_from_log(log)
+    created: str | datetime
+    m = re.match(r"(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d) ", log)
+    if m:
+        created = datetime.strptime(m.group(1), "%Y-%m-%d %H:%M:%S").astimezone()
+    else:
+        created = datetime.fromtimestamp((folder / "config.yaml").stat().st_mtime).astimezone()
+    name = config.get("name") if isinstance(config.get("name"), str) else None
+    config_fields(config)  # a damaged seed is a problem of this run, raised here
+    return {"run_path": folder, "config": config, "summary": summary, "status": status, "name": name or folder.name,
+            "created": created}
+
+
+def _status_from_log(log: str) -> str:
+    """'failed' when the run's last session ended with an error, else 'stopped' (interrupted or killed)."""
+    last = ""
+    for line in log.splitlines():
+        if "run stopped (" in line or "starting run " in line or "resuming run " in line:
+            last = line
+    if "run stopped (" in last and "run stopped (interrupted" not in last:
+        return "failed"
+    return "stopped"
+
+
+def _rebuild(parent: Path, rows: list[dict[str, Any]]) -> int:
+    """Write ``parent/index.sqlite`` afresh with ``rows``: built beside it, then moved over it."""
+    import os
+
+    target = index_path(parent)
+    tmp = target.with_name(target.name + ".rebuild")
+    try:
+        with contextlib.suppress(FileNotFoundError):
+            tmp.unlink()
+        for row in sorted(rows, key=lambda r: _iso(r["created"])):
+            register_run(parent, db=tmp, **row)
+        if not rows:
+            with _connect(parent, db=tmp):
+                pass
+        for suffix in ("-journal", "-wal", "-shm"):  # a hot journal of the old file must not touch the new one
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(str(target) + suffix)
+        os.replace(tmp, target)
+    except OSError as exc:
+        raise storage_error(exc, target, "rebuild the run index") from exc
+    finally:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+    return len(rows)
 
 
 def query(

@@ -47,6 +47,7 @@ from lifelong.assessment.metrics import (
 from lifelong.engine.result import RunResult
 from lifelong.errors import ConfigError, DataError, LifelongError
 from lifelong.runs.io import PathLike, read_json, storage_error, write_json_atomic, write_text_atomic
+from lifelong.runs.lock import LOCK
 
 CONFIG = "config.yaml"
 METRICS = "metrics.json"
@@ -94,7 +95,7 @@ class RunDir:
         if self.path.exists() and not self.path.is_dir():
             raise ConfigError(f"output path {self.path} is a file, not a folder; choose a folder for the run.")
         try:
-            occupied = self.path.is_dir() and any(self.path.iterdir())
+            occupied = self.path.is_dir() and any(p.name != LOCK for p in self.path.iterdir())
             if occupied and not resume:
                 if not overwrite:
                     raise ConfigError(
@@ -106,7 +107,7 @@ class RunDir:
                         f"--overwrite refused: {self.path} is not a lifelong run folder (it has none of "
                         f"{', '.join(RUN_MARKERS)}), so deleting it could destroy unrelated files. Choose another folder."
                     )
-                shutil.rmtree(self.path)
+                empty_folder(self.path)
             self.path.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise storage_error(exc, self.path, "create the run folder") from exc
@@ -183,6 +184,17 @@ class RunDir:
         write_text_atomic(self.path / LOSSES_CSV, rows_to_csv(result.losses, ("step", "task", "loss")))
         write_text_atomic(self.path / SCHEDULE_CSV, rows_to_csv(result.schedule_log, ("step", "task")))
         return metrics
+
+
+def empty_folder(path: Path) -> None:
+    """Delete everything in ``path`` except its lock file (held by the run that empties it)."""
+    for child in path.iterdir():
+        if child.name == LOCK:
+            continue
+        if child.is_dir() and not child.is_symlink():
+            shutil.rmtree(child)
+        else:
+            child.unlink()
 
 
 def result_metrics(result: RunResult) -> dict[str, Any]:
