@@ -254,9 +254,9 @@ STEP_CHECKPOINT = "step-{}.pt"
 
 def _save_checkpoint(state: dict[str, Any], path: Path) -> None:
     """Write one checkpoint file (atomically)."""
-    from lifelong.runs.io import torch_save_atomic
+    from lifelong.engine.checkpoint import save_checkpoint
 
-    torch_save_atomic(state, path)
+    save_checkpoint(state, path)
 
 
 def kept_checkpoints(ckpt_dir: Path) -> list[int]:
