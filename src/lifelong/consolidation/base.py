@@ -37,6 +37,8 @@ class Consolidator:
     """Base class; every hook is optional."""
 
     name: ClassVar[str] = "consolidator"
+    #: one line naming the method and its source, shown for its strategy (default: the docstring's first line)
+    title: ClassVar[str] = ""
     #: fields the replay memory must store for this method (e.g. DER's ``logits``)
     memory_fields: ClassVar[tuple[str, ...]] = ()
     #: whether the method needs a replay memory to work (A-GEM, DER...)

@@ -31,6 +31,7 @@ class LwF(Consolidator):
     """
 
     name: ClassVar[str] = "lwf"
+    title: ClassVar[str] = "Learning without Forgetting (Li & Hoiem 2016): distil the previous model on current data."
 
     def __init__(self, alpha: float = 1.0, temperature: float = 2.0):
         self.alpha = number(self.name, "alpha", alpha)
