@@ -22,6 +22,7 @@ class L2(Consolidator):
 
     name: ClassVar[str] = "l2"
     title: ClassVar[str] = "L2 pull towards the previous task's weights."
+    state_attrs: ClassVar[tuple[str, ...]] = ("anchor", "ones")
 
     def __init__(self, lambda_: float = 1.0):
         self.lambda_ = number(self.name, "lambda", lambda_)

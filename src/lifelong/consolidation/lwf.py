@@ -73,7 +73,7 @@ class LwF(Consolidator):
 
     def state_dict(self) -> dict[str, Any]:
         return {"alpha": self.alpha, "temperature": self.temperature, "known": list(self.known),
-                "teacher": self.teacher.state_dict() if self.teacher is not None else None}
+                "teacher": dict(self.teacher.state_dict()) if self.teacher is not None else None}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.alpha, self.temperature = float(state["alpha"]), float(state["temperature"])
