@@ -79,14 +79,17 @@ def _keyword_checked(kind: str, name: str, obj: Any) -> Any:
                                f"Its parameters are: {', '.join(allowed) or '(none)'}.")
         return ConfigError(f"{kind} '{name}': {exc}. Its parameters are: {', '.join(allowed) or '(none)'}.")
 
+    def check(args: tuple, kwargs: dict[str, Any]) -> None:
+        try:
+            sig.bind(*args, **kwargs)
+        except TypeError as exc:
+            raise refuse(exc, kwargs) from None
+
     if inspect.isclass(obj):
         @functools.wraps(target)
         def __init__(self, *args: Any, **kwargs: Any) -> None:
             if type(self).__init__ is __init__:  # not when a subclass's own __init__ calls super()
-                try:
-                    sig.bind(*args, **kwargs)
-                except TypeError as exc:
-                    raise refuse(exc, kwargs) from None
+                check(args, kwargs)
             target(self, *args, **kwargs)
 
         obj.__init__ = __init__
@@ -94,10 +97,7 @@ def _keyword_checked(kind: str, name: str, obj: Any) -> Any:
 
     @functools.wraps(obj)
     def factory(*args: Any, **kwargs: Any) -> Any:
-        try:
-            sig.bind(*args, **kwargs)
-        except TypeError as exc:
-            raise refuse(exc, kwargs) from None
+        check(args, kwargs)
         return obj(*args, **kwargs)
 
     return factory
