@@ -107,3 +107,24 @@ def test_compare_dirs_groups_written_runs(tmp_path):
     assert rows[0].stats["average_accuracy"].mean == pytest.approx(0.7)
     assert rows[0].stats["forgetting"].std == pytest.approx((0.02) ** 0.5)  # F 0.4, 0.2
     assert rows[1].stats["forgetting"].mean == pytest.approx(0.3)
+
+
+def test_runs_are_grouped_by_their_label_not_merged_by_name(tmp_path):
+    # what a grid writes for two ratios of one strategy: same name, distinct labels
+    dirs = []
+    for i, (ratio, args) in enumerate([(0.3, (0.9, 0.5, 0.9, 10.0)), (0.7, (0.8, 0.6, 0.8, 12.0)),
+                                       (0.3, (1.0, 0.7, 0.9, 14.0))]):
+        rd = RunDir(tmp_path / f"r{i}")
+        rd.write_config({"strategy": {"name": "er", "params": {"ratio": ratio}, "label": f"er[ratio={ratio}]"},
+                         "curriculum": {"name": "linear", "label": None}, "seed": i})
+        rd.write_result(two_task(*args))
+        dirs.append(rd.path)
+    rows = compare_dirs(dirs)
+    assert [(r.label, r.runs) for r in rows] == [("er[ratio=0.3]", 2), ("er[ratio=0.7]", 1)]
+    assert label_of({"curriculum": {"name": "linear", "label": None}}, "curriculum") == "linear"
+    assert label_of({"strategy": [{"name": "ewc"}, {"name": "er", "label": "er-small"}]}) == "ewc+er-small"
+    # the terminal table shows the brackets (they are not rich markup)
+    console = Console(record=True, width=160)
+    console.print(rich_table(rows, label="strategy"))
+    text = console.export_text()
+    assert "er[ratio=0.3]" in text and "er[ratio=0.7]" in text

@@ -84,3 +84,16 @@ def test_schedule_columns_are_grouped_by_stem_and_scale():
         ("review/interval", ["review/interval"]),
         ("interval_3", ["interval_3"]),
     ]
+
+
+def test_report_groups_runs_by_label(tmp_path):
+    dirs = []
+    for i, ratio in enumerate((0.3, 0.7)):
+        rd = RunDir(tmp_path / f"er{i}")
+        rd.write_config({"strategy": {"name": "er", "params": {"ratio": ratio}, "label": f"er[ratio={ratio}]"},
+                         "seed": 0})
+        rd.write_result(result(0.9 - 0.1 * i, 0.5, 10.0, with_logs=False))
+        dirs.append(rd.path)
+    text = write_report(dirs, tmp_path / "report.html").read_text(encoding="utf-8")
+    assert "2 runs in 2 groups" in text
+    assert "<td>er[ratio=0.3]</td>" in text and "<td>er[ratio=0.7]</td>" in text

@@ -11,11 +11,13 @@ Recipe``; :func:`build_strategy` builds one, :func:`compose` combines several::
     ewc_er = compose(["ewc", ("er", {"memory_size": 500})])
     train_stream(stream, model, ewc_er, TrainConfig(...))
 
-Consolidator strategies (ewc, online-ewc, si, l2, lwf, hft, agem, der, der++)
-pass their params to the consolidator of the same name (see
-:mod:`lifelong.consolidation`); ``lambda`` is accepted for ``lambda_``.
-Strategies with a memory take ``memory_size`` (default 200), ``buffer``
-(a name in :data:`lifelong.memory.BUFFERS`) and ``seed``.
+Every registered consolidator is also a strategy of the same name (ewc,
+online-ewc, si, l2, lwf, hft, freeze, agem, der, der++, lora...), derived from
+:data:`lifelong.consolidation.CONSOLIDATORS`: its params go to the
+consolidator (``lambda`` is accepted for ``lambda_``), and a consolidator
+whose class ``needs_memory`` gets a replay memory, taking ``memory_size``
+(default 200), ``buffer`` (a name in :data:`lifelong.memory.BUFFERS`) and
+``seed``. Adding a method therefore needs no edit here.
 """
 
 from __future__ import annotations
@@ -29,9 +31,7 @@ from lifelong.engine.config import Recipe
 from lifelong.errors import ConfigError
 from lifelong.memory import BUFFERS
 from lifelong.memory.base import Memory
-from lifelong.registry import Registry, build
-
-STRATEGIES: Registry[Callable[..., Recipe]] = Registry("strategy")
+from lifelong.registry import Entry, Registry, build
 
 #: what :func:`compose` accepts: names, ``(name, params)`` pairs, or a ``{name: params}`` mapping
 StrategySpec = Union[Sequence[Union[str, tuple[str, Mapping[str, Any]]]], Mapping[str, Mapping[str, Any]]]
@@ -55,43 +55,55 @@ def make_memory(memory_size: int = 200, buffer: str = "reservoir", seed: int = 0
     return build(BUFFERS, buffer, {"capacity": memory_size, "seed": seed, **params})
 
 
-_TITLES = {
-    "ewc": "EWC (Kirkpatrick et al. 2017): Fisher-weighted pull towards each past task's weights.",
-    "online-ewc": "Online EWC (Schwarz et al. 2018): one running, decaying Fisher penalty.",
-    "si": "Synaptic Intelligence (Zenke et al. 2017): path-integral importance, quadratic penalty.",
-    "l2": "L2 pull towards the previous task's weights.",
-    "lwf": "Learning without Forgetting (Li & Hoiem 2016): distil the previous model on current data.",
-    "hft": "Half fine-tuning (Hui et al. 2024): each task trains a seeded random half of the parameter tensors.",
-    "freeze": "Freeze named modules (default: the backbone) from a given task on.",
-    "agem": "A-GEM (Chaudhry et al. 2019): project gradients that would raise the memory's loss.",
-    "der": "Dark Experience Replay (Buzzega et al. 2020): match stored logits on replayed rows.",
-    "lora": "LoRA per task (peft): each task trains its own low-rank adapter, then merges or keeps it.",
-    "der++": "DER++ (Buzzega et al. 2020): stored-logit matching plus the label loss on replayed rows.",
-}
+def _summary(cls: type) -> str:
+    """A consolidator strategy's one-line summary: the class's ``title`` or its docstring's first line."""
+    title = getattr(cls, "title", "")
+    return title or next((e.summary for e in CONSOLIDATORS.entries() if e.obj is cls), cls.__name__)
 
 
-def _summary(name: str) -> str:
-    return _TITLES.get(name) or next(e.summary for e in CONSOLIDATORS.entries() if e.name == name)
+def consolidator_strategy(name: str) -> Callable[..., Recipe]:
+    """The strategy of consolidator ``name``: the consolidator alone, or with a
+    replay memory (``memory_size``, ``buffer``, ``seed``) when its class
+    ``needs_memory``. Derived from the registry, so a new consolidator file is
+    a new strategy with nothing else to edit."""
+    cls = CONSOLIDATORS.get(name)
+    if getattr(cls, "needs_memory", False):
+        def factory(memory_size: int = 200, buffer: str = "reservoir", seed: int = 0, **params: Any) -> Recipe:
+            return Recipe(name=name, consolidators=[make_consolidator(name, params)],
+                          memory=make_memory(memory_size, buffer, seed))
 
+        factory.__doc__ = (f"{_summary(cls)} Params: memory_size, buffer, seed and those of the "
+                           f"'{name}' consolidator.")
+    else:
+        def factory(**params: Any) -> Recipe:  # type: ignore[misc]
+            return Recipe(name=name, consolidators=[make_consolidator(name, params)])
 
-def _consolidator_strategy(name: str) -> Callable[..., Recipe]:
-    def factory(**params: Any) -> Recipe:
-        return Recipe(name=name, consolidators=[make_consolidator(name, params)])
-
+        factory.__doc__ = f"{_summary(cls)} Params: those of the '{name}' consolidator."
     factory.__name__ = name.replace("-", "_").replace("+", "p")
-    factory.__doc__ = f"{_summary(name)} Params: those of the '{name}' consolidator."
     return factory
 
 
-def _memory_consolidator_strategy(name: str) -> Callable[..., Recipe]:
-    def factory(memory_size: int = 200, buffer: str = "reservoir", seed: int = 0, **params: Any) -> Recipe:
-        return Recipe(name=name, consolidators=[make_consolidator(name, params)],
-                      memory=make_memory(memory_size, buffer, seed))
+class StrategyRegistry(Registry):
+    """The presets registered in this module, plus one strategy per registered
+    consolidator (see :func:`consolidator_strategy`), derived when first asked
+    for. A preset of the same name as a consolidator wins."""
 
-    factory.__name__ = name.replace("-", "_").replace("+", "p")
-    factory.__doc__ = (f"{_summary(name)} Params: memory_size, buffer, seed and those of the "
-                       f"'{name}' consolidator.")
-    return factory
+    def _derive(self, name: str) -> None:
+        self.register(name)(consolidator_strategy(name))
+
+    def _find(self, name: str) -> Entry | None:
+        if name not in self._entries and name in CONSOLIDATORS:  # loads lifelong.hf only for its names
+            self._derive(name)
+        return self._entries.get(name)
+
+    def _complete(self) -> None:
+        super()._complete()
+        for name in CONSOLIDATORS.names():
+            if name not in self._entries:
+                self._derive(name)
+
+
+STRATEGIES: Registry[Callable[..., Recipe]] = StrategyRegistry("strategy")
 
 
 # ----------------------------------------------------------------------------- presets
@@ -123,13 +135,6 @@ def er(memory_size: int = 200, buffer: str = "reservoir", ratio: float = 0.5, se
 def gdumb(memory_size: int = 200, buffer: str = "class-balanced", seed: int = 0) -> Recipe:
     """GDumb (Prabhu et al. 2020): keep a class-balanced memory, retrain from scratch on it alone at each task."""
     return Recipe(name="gdumb", memory=make_memory(memory_size, buffer, seed), pool="memory", reinit=True)
-
-
-for _name in ("ewc", "online-ewc", "si", "l2", "lwf", "hft", "freeze", "lora"):
-    STRATEGIES.register(_name)(_consolidator_strategy(_name))
-for _name in ("agem", "der", "der++"):
-    STRATEGIES.register(_name)(_memory_consolidator_strategy(_name))
-del _name
 
 
 # ----------------------------------------------------------------------------- public API
@@ -224,4 +229,5 @@ def compose(strategies: StrategySpec, memory: Memory | None = None, review: Any 
     )
 
 
-__all__ = ["STRATEGIES", "StrategySpec", "build_strategy", "compose", "make_consolidator", "make_memory"]
+__all__ = ["STRATEGIES", "StrategyRegistry", "StrategySpec", "build_strategy", "compose", "consolidator_strategy",
+           "make_consolidator", "make_memory"]

@@ -18,23 +18,20 @@ lora           one LoRA adapter per task, merged or kept (language models; lifel
 All of them are model-agnostic: they run the model through
 ``ctx.objective`` (classification or causal language modelling) and touch
 only parameters with ``requires_grad``.
+
+Adding a method is one file: subclass :class:`Consolidator`, decorate it with
+``@CONSOLIDATORS.register("name")``, declare ``needs_memory`` and the
+attributes its checkpoint saves (``state_attrs``), and import the class below.
+Its strategy (``strategy: name``) is derived from the registry
+(:mod:`lifelong.strategies`), with a replay memory when ``needs_memory``.
+``lora`` lives in :mod:`lifelong.hf.lora` (``from lifelong.hf import LoRAPerTask``)
+and is loaded when its name is first asked for.
 """
 
 from lifelong.consolidation.base import Consolidator
 from lifelong.consolidation.registry import CONSOLIDATORS
-from lifelong.consolidation import (  # noqa: F401  (each import registers its class)
-    agem,
-    der,
-    der_pp,
-    ewc,
-    freeze,
-    hft,
-    l2,
-    lwf,
-    online_ewc,
-    si,
-)
-from lifelong.hf import lora as _lora  # noqa: F401,E402  (registers 'lora'; peft loads only when used)
+
+# every consolidator, one line per method file (the import registers it)
 from lifelong.consolidation.agem import AGEM
 from lifelong.consolidation.der import DER
 from lifelong.consolidation.der_pp import DERPlusPlus
@@ -46,5 +43,8 @@ from lifelong.consolidation.lwf import LwF
 from lifelong.consolidation.online_ewc import OnlineEWC
 from lifelong.consolidation.si import SI
 
-__all__ = ["Consolidator", "CONSOLIDATORS", "AGEM", "DER", "DERPlusPlus", "EWC", "Freeze", "HFT",
+#: DER++ by the name configs use
+DERPP = DERPlusPlus
+
+__all__ = ["Consolidator", "CONSOLIDATORS", "AGEM", "DER", "DERPlusPlus", "DERPP", "EWC", "Freeze", "HFT",
            "L2", "LwF", "OnlineEWC", "SI"]

@@ -54,6 +54,8 @@ class AGEM(Consolidator):
     """
 
     name: ClassVar[str] = "agem"
+    title: ClassVar[str] = "A-GEM (Chaudhry et al. 2019): project gradients that would raise the memory's loss."
+    state_attrs: ClassVar[tuple[str, ...]] = ("_projected",)
     needs_memory: ClassVar[bool] = True
 
     def __init__(self, sample_size: int = 64):

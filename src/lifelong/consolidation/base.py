@@ -28,6 +28,8 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from torch import Tensor
 
+from lifelong.state import load_attrs, save_attrs
+
 if TYPE_CHECKING:  # pragma: no cover
     from lifelong.data.examples import Examples
     from lifelong.engine.context import Context
@@ -37,10 +39,14 @@ class Consolidator:
     """Base class; every hook is optional."""
 
     name: ClassVar[str] = "consolidator"
+    #: one line naming the method and its source, shown for its strategy (default: the docstring's first line)
+    title: ClassVar[str] = ""
     #: fields the replay memory must store for this method (e.g. DER's ``logits``)
     memory_fields: ClassVar[tuple[str, ...]] = ()
-    #: whether the method needs a replay memory to work (A-GEM, DER...)
+    #: whether the method needs a replay memory to work (A-GEM, DER...); its strategy then brings one
     needs_memory: ClassVar[bool] = False
+    #: the attributes a checkpoint saves: what the method learned (hyper-parameters come from the config)
+    state_attrs: ClassVar[tuple[str, ...]] = ()
 
     def before_task(self, ctx: "Context") -> None:
         pass
@@ -76,8 +82,11 @@ class Consolidator:
         saved ``state``, so the fresh model has the checkpoint's structure."""
 
     def state_dict(self) -> dict[str, Any]:
-        return {k: v for k, v in self.__dict__.items()}
+        """What the method learned, by name (``state_attrs``): plain values only,
+        loadable with ``torch.load(weights_only=True)`` (see :mod:`lifelong.state`)."""
+        return save_attrs(self, self.state_attrs)
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.__dict__.update(state)
+        """Restore :meth:`state_dict`'s values (on resume, after ``before_task`` of the resumed task)."""
+        load_attrs(self, self.state_attrs, state)
 

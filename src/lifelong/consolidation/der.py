@@ -58,6 +58,7 @@ class DER(Consolidator):
     """
 
     name: ClassVar[str] = "der"
+    title: ClassVar[str] = "Dark Experience Replay (Buzzega et al. 2020): match stored logits on replayed rows."
     memory_fields: ClassVar[tuple[str, ...]] = ("logits",)
     needs_memory: ClassVar[bool] = True
 

@@ -22,6 +22,7 @@ class DERPlusPlus(DER):
     paper. Stores end-of-task logits, like :class:`~lifelong.consolidation.der.DER`."""
 
     name: ClassVar[str] = "der++"
+    title: ClassVar[str] = "DER++ (Buzzega et al. 2020): stored-logit matching plus the label loss on replayed rows."
 
     def __init__(self, alpha: float = 0.2, beta: float = 0.5, batch_size: int = 0):
         super().__init__(alpha, batch_size)

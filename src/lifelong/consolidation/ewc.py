@@ -41,6 +41,8 @@ class EWC(Consolidator):
     """
 
     name: ClassVar[str] = "ewc"
+    title: ClassVar[str] = "EWC (Kirkpatrick et al. 2017): Fisher-weighted pull towards each past task's weights."
+    state_attrs: ClassVar[tuple[str, ...]] = ("importance", "anchor", "constant")
 
     def __init__(self, lambda_: float = 100.0, samples: int = 256, fisher_batch: int = 1, seed: int = 0):
         self.lambda_, self.samples, self.fisher_batch, self.seed = fisher_args(

@@ -27,6 +27,8 @@ class Freeze(Consolidator):
     """
 
     name: ClassVar[str] = "freeze"
+    title: ClassVar[str] = "Freeze named modules (default: the backbone) from a given task on."
+    state_attrs: ClassVar[tuple[str, ...]] = ("frozen",)
 
     def __init__(self, modules: Sequence[str] = ("backbone",), from_task: int = 1):
         mods = patterns(self.name, "modules", modules)

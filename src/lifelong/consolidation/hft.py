@@ -54,6 +54,9 @@ class HFT(Consolidator):
     """
 
     name: ClassVar[str] = "hft"
+    title: ClassVar[str] = ("Half fine-tuning (Hui et al. 2024): each task trains a seeded random half of the "
+                            "parameter tensors.")
+    state_attrs: ClassVar[tuple[str, ...]] = ("frozen",)
 
     def __init__(self, fraction: float = 0.5, seed: int = 0, keep_trainable: Sequence[str] = ()):
         self.fraction = number(self.name, "fraction", fraction, 0.0, 1.0, high_open=True,

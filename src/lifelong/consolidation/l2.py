@@ -21,6 +21,8 @@ class L2(Consolidator):
     """Penalty (lambda/2) * sum_i (theta_i - theta*_i)^2, theta* = weights at the end of the previous task."""
 
     name: ClassVar[str] = "l2"
+    title: ClassVar[str] = "L2 pull towards the previous task's weights."
+    state_attrs: ClassVar[tuple[str, ...]] = ("anchor", "ones")
 
     def __init__(self, lambda_: float = 1.0):
         self.lambda_ = number(self.name, "lambda", lambda_)

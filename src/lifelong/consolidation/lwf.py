@@ -30,6 +30,7 @@ class LwF(Consolidator):
     """
 
     name: ClassVar[str] = "lwf"
+    title: ClassVar[str] = "Learning without Forgetting (Li & Hoiem 2016): distil the previous model on current data."
 
     def __init__(self, alpha: float = 1.0, temperature: float = 2.0):
         self.alpha = number(self.name, "alpha", alpha)
@@ -71,7 +72,7 @@ class LwF(Consolidator):
 
     def state_dict(self) -> dict[str, Any]:
         return {"alpha": self.alpha, "temperature": self.temperature, "known": list(self.known),
-                "teacher": self.teacher.state_dict() if self.teacher is not None else None}
+                "teacher": dict(self.teacher.state_dict()) if self.teacher is not None else None}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.alpha, self.temperature = float(state["alpha"]), float(state["temperature"])

@@ -28,6 +28,8 @@ class OnlineEWC(Consolidator):
     """
 
     name: ClassVar[str] = "online-ewc"
+    title: ClassVar[str] = "Online EWC (Schwarz et al. 2018): one running, decaying Fisher penalty."
+    state_attrs: ClassVar[tuple[str, ...]] = ("importance", "anchor")
 
     def __init__(self, lambda_: float = 100.0, gamma: float = 0.9, samples: int = 256, fisher_batch: int = 1,
                  seed: int = 0):

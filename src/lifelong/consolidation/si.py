@@ -29,6 +29,8 @@ class SI(Consolidator):
     """
 
     name: ClassVar[str] = "si"
+    title: ClassVar[str] = "Synaptic Intelligence (Zenke et al. 2017): path-integral importance, quadratic penalty."
+    state_attrs: ClassVar[tuple[str, ...]] = ("importance", "anchor", "omega", "start", "previous")
 
     def __init__(self, c: float = 1.0, xi: float = 0.1):
         self.c = number(self.name, "c", c)

@@ -36,6 +36,7 @@ class AnnealedReweighting(DifficultyMixin, Schedule):
 
     name: ClassVar[str] = "annealed"
     needs_difficulty: ClassVar[bool] = True
+    state_attrs: ClassVar[tuple[str, ...]] = Schedule.state_attrs + ("_anneal_steps", "_progress")
 
     def __init__(self, min_weight: float = 0.1, anneal_at: float = 0.5) -> None:
         super().__init__()

@@ -19,6 +19,8 @@ from typing import Any, ClassVar
 import torch
 from torch import Tensor
 
+from lifelong.state import load_attrs, save_attrs
+
 
 @dataclass
 class PoolView:
@@ -82,6 +84,8 @@ class Schedule:
     needs_difficulty: ClassVar[bool] = False
     #: whether weights are uniform and constant (the sampler then shuffles epochs)
     uniform: ClassVar[bool] = False
+    #: the attributes a checkpoint saves (a subclass extends its parent's tuple with what it learns or counts)
+    state_attrs: ClassVar[tuple[str, ...]] = ("total_steps", "seed")
 
     def __init__(self) -> None:
         self.pool: PoolView | None = None
@@ -119,10 +123,14 @@ class Schedule:
 
     # Checkpointing: everything a schedule learned must survive a resume.
     def state_dict(self) -> dict[str, Any]:
-        return {k: v for k, v in self.__dict__.items() if k != "pool"}
+        """The attributes named in ``state_attrs``, plain values only (loadable with
+        ``torch.load(weights_only=True)``, see :mod:`lifelong.state`); the pool is not saved."""
+        return save_attrs(self, self.state_attrs)
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.__dict__.update(state)
+        """Restore :meth:`state_dict`'s values. On resume the loop calls ``start``
+        with the same pool first, then this."""
+        load_attrs(self, self.state_attrs, state)
 
 
 class ReviewSchedule(Schedule):

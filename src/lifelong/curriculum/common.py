@@ -8,7 +8,7 @@ files can share small pieces of arithmetic without growing the contract.
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 from torch import Tensor
@@ -153,6 +153,12 @@ class GroupScores:
         self.sums = [0.0] * num_groups
         self.counts = [0] * num_groups
 
+    def state_dict(self) -> dict[str, Any]:
+        return {"sums": list(self.sums), "counts": list(self.counts)}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.sums, self.counts = list(state["sums"]), list(state["counts"])
+
     @staticmethod
     def validate(signal: str, episode: Any) -> tuple[str, int]:
         if signal not in GroupScores.SIGNALS:
@@ -193,7 +199,21 @@ class GroupScores:
 
 class GroupSchedule(Schedule):
     """A schedule that chooses among groups: subclasses keep ``self.probs``
-    (a distribution over groups); items of a group share its mass equally."""
+    (a distribution over groups); items of a group share its mass equally.
+    A teacher's :class:`GroupScores` (``self._scores``) is saved with its state."""
+
+    state_attrs: ClassVar[tuple[str, ...]] = Schedule.state_attrs + ("probs", "_last_step")
+
+    def state_dict(self) -> dict[str, Any]:
+        state = super().state_dict()
+        if hasattr(self, "_scores"):
+            state["scores"] = self._scores.state_dict()
+        return state
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        super().load_state_dict(state)
+        if "scores" in state and hasattr(self, "_scores"):
+            self._scores.load_state_dict(state["scores"])
 
     def start(self, pool: PoolView, total_steps: int, seed: int = 0) -> None:
         super().start(pool, total_steps, seed)

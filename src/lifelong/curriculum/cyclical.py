@@ -23,6 +23,7 @@ class CyclicalCurriculum(PacedSchedule):
     """Cyclical curriculum: each `period` alternates a paced easy-first subset and the full data."""
 
     name: ClassVar[str] = "cyclical"
+    state_attrs: ClassVar[tuple[str, ...]] = PacedSchedule.state_attrs + ("_period_steps",)
 
     def __init__(self, period: float = 0.25, curriculum_share: float = 0.5, start: float = 0.2,
                  pacing: str = "linear", p: float = 2.0, buckets: int = 5) -> None:

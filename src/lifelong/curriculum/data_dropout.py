@@ -28,6 +28,8 @@ class ProgressiveDataDropout(Schedule):
 
     name: ClassVar[str] = "data-dropout"
     needs_feedback: ClassVar[bool] = True
+    state_attrs: ClassVar[tuple[str, ...]] = Schedule.state_attrs + (
+        "active", "streak", "drawn_this_epoch", "epoch", "_revision_step")
 
     def __init__(self, patience: int = 1, revision: float | None = None) -> None:
         super().__init__()

@@ -31,6 +31,7 @@ class DifficultyFilter(Schedule):
 
     name: ClassVar[str] = "difficulty-filter"
     needs_feedback: ClassVar[bool] = True
+    state_attrs: ClassVar[tuple[str, ...]] = Schedule.state_attrs + ("hits", "tries", "_kept")
 
     def __init__(self, low: float = 0.2, high: float = 0.8, decay: float = 0.8, min_tries: float = 2.0,
                  outside_weight: float = 0.05, success_loss: float | None = None) -> None:

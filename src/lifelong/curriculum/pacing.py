@@ -86,6 +86,8 @@ class PacedSchedule(DifficultyMixin, Schedule):
     name: ClassVar[str] = "paced"
     needs_difficulty: ClassVar[bool] = True
     order_kind: ClassVar[str] = "easy"  # easy | hard | random
+    state_attrs: ClassVar[tuple[str, ...]] = Schedule.state_attrs + (
+        "_full_steps", "_order", "_after_warmup", "_fraction")
 
     def __init__(self, pacing: str = "linear", start: float = 0.2, full_at: float = 0.8,
                  warmup: float | None = None, p: float = 2.0, buckets: int = 5) -> None:
@@ -150,11 +152,6 @@ class PacedSchedule(DifficultyMixin, Schedule):
 
     def log(self) -> dict[str, float]:
         return {"available_fraction": float(getattr(self, "_fraction", 1.0))}
-
-    def state_dict(self) -> dict:
-        state = super().state_dict()
-        state.pop("_cached", None)
-        return state
 
     def load_state_dict(self, state: dict) -> None:
         super().load_state_dict(state)

@@ -62,6 +62,7 @@ class SelfPaced(Schedule):
 
     name: ClassVar[str] = "self-paced"
     needs_feedback: ClassVar[bool] = True
+    state_attrs: ClassVar[tuple[str, ...]] = Schedule.state_attrs + ("losses", "_selected", "_lam")
 
     def __init__(self, scheme: str = "hard", lam: float = 1.0, growth: float = 1.1, grow_every: int = 20,
                  mix_ratio: float = 0.5, min_fraction: float = 0.1) -> None:

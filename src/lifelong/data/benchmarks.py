@@ -13,9 +13,11 @@ about a second:
 * ``split-mnist1d`` / ``permuted-mnist1d``: MNIST-1D (40-step 1-D signals, 10
   classes), generated locally by the ``mnist1d`` package's own generator.
 
-Further benchmarks register themselves from the modules imported by
-:func:`_load` at the bottom of this file (torchvision datasets in
-:mod:`lifelong.data.vision`, language-model skills in ``lifelong.hf.arithmetic``).
+Further benchmarks register themselves the same way from their own modules:
+torchvision datasets in :mod:`lifelong.data.vision` (imported by
+``lifelong.data``), language-model skills and text files in
+``lifelong.hf.arithmetic`` / ``lifelong.hf.text`` (imported by the registry
+the first time a name is missing or all names are listed).
 """
 
 from __future__ import annotations
@@ -32,7 +34,9 @@ from lifelong.data.task import Stream
 from lifelong.errors import ConfigError
 from lifelong.registry import Registry, build
 
-BENCHMARKS: Registry[Callable[..., Stream]] = Registry("benchmark")
+#: benchmark name -> factory; the language-model benchmarks of ``lifelong.hf`` load on first use
+BENCHMARKS: Registry[Callable[..., Stream]] = Registry(
+    "benchmark", extensions=("lifelong.hf.arithmetic", "lifelong.hf.text"))
 
 
 def make_benchmark(name: str, seed: int = 0, **params: Any) -> Stream:
@@ -231,22 +235,15 @@ def permuted_mnist1d(
 
 
 # ----------------------------------------------------------------------------
-# Benchmarks registered by other modules (explicit imports, no discovery)
+# Benchmarks registered by other modules
 # ----------------------------------------------------------------------------
 
 
 def _load() -> None:
-    """Import the modules that register further benchmarks into ``BENCHMARKS``."""
-    import lifelong.data.vision  # noqa: F401  (torchvision itself is imported lazily)
-
-    try:
-        import lifelong.hf.arithmetic  # noqa: F401
-        import lifelong.hf.text  # noqa: F401  (local JSONL/CSV files or `datasets`, imported lazily)
-    except ModuleNotFoundError as exc:
-        if exc.name not in ("lifelong.hf.arithmetic", "lifelong.hf.text"):
-            raise
+    """Import the optional modules that register further benchmarks (the registry
+    does this by itself the first time a name is missing or all are listed)."""
+    BENCHMARKS.load_extensions()
 
 
-_load()
-
-__all__ = ["BENCHMARKS", "make_benchmark", "BuilderArgumentError"]
+__all__ = ["BENCHMARKS", "make_benchmark", "BuilderArgumentError", "split_digits", "permuted_digits",
+           "split_mnist1d", "permuted_mnist1d"]

@@ -7,9 +7,15 @@ The YAML schema (:mod:`lifelong.config`) validates user input and builds these.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Literal, Optional
+from typing import TYPE_CHECKING, Any, Literal, Optional
 
 from lifelong.errors import ConfigError
+
+if TYPE_CHECKING:  # pragma: no cover - the classes import the engine; here they are only types
+    from lifelong.consolidation.base import Consolidator
+    from lifelong.curriculum.base import ReviewSchedule, Schedule
+    from lifelong.curriculum.scorers.base import Scorer
+    from lifelong.memory.base import Memory
 
 POOLS = ("current", "cumulative", "joint", "memory")
 
@@ -105,33 +111,74 @@ class TrainConfig:
         return self.lr_scheduler != "constant" or self.warmup_steps > 0 or self.warmup_ratio > 0
 
 
+Pool = Literal["current", "cumulative", "joint", "memory"]
+
+
 @dataclass
 class Recipe:
     """How a stream is learned: everything except the model and the data.
 
-    ``pool`` says what the study pool holds at task t: ``current`` (task t's
-    data), ``cumulative`` (tasks 0..t), ``joint`` (all tasks at once, a single
-    phase: the upper bound), ``memory`` (only the replay memory, filled with
-    task t before training: GDumb). ``reinit`` re-initialises the model before
-    each task (GDumb).
+    * ``consolidators``: habits against forgetting, applied in order
+      (:class:`~lifelong.consolidation.base.Consolidator`);
+    * ``memory``: the replay buffer (:class:`~lifelong.memory.base.Memory`), or None;
+    * ``review``: when and how much of the memory is replayed, a
+      :class:`~lifelong.curriculum.base.ReviewSchedule` (needs ``memory``);
+    * ``curriculum``: the schedule over the study pool
+      (:class:`~lifelong.curriculum.base.Schedule`; None = uniform);
+    * ``scorer``: per-item difficulty for the curriculum
+      (:class:`~lifelong.curriculum.scorers.base.Scorer`);
+    * ``pool``: what the study pool holds at task t: ``current`` (task t's
+      data), ``cumulative`` (tasks 0..t), ``joint`` (all tasks at once, a single
+      phase: the upper bound), ``memory`` (only the replay memory, filled with
+      task t before training: GDumb);
+    * ``reinit``: re-initialise the model before each task (GDumb).
+
+    Wrong kinds of objects are refused here with a ConfigError, not deep in the loop.
     """
 
     name: str = "naive"
-    consolidators: list[Any] = field(default_factory=list)
-    memory: Any = None
-    review: Any = None
-    curriculum: Any = None
-    scorer: Any = None
-    pool: str = "current"
+    consolidators: list[Consolidator] = field(default_factory=list)
+    memory: Memory | None = None
+    review: ReviewSchedule | None = None
+    curriculum: Schedule | None = None
+    scorer: Scorer | None = None
+    pool: Pool = "current"
     reinit: bool = False
 
     def __post_init__(self) -> None:
+        from lifelong.consolidation.base import Consolidator
+        from lifelong.curriculum.base import ReviewSchedule, Schedule
+        from lifelong.curriculum.scorers.base import Scorer
+        from lifelong.memory.base import Memory
+
         if self.pool not in POOLS:
             raise ConfigError(f"pool '{self.pool}' is unknown; choose one of: {', '.join(POOLS)}.")
+        self.consolidators = list(self.consolidators)
+        for c in self.consolidators:
+            _expect(c, Consolidator, "consolidator", "e.g. lifelong.consolidation.EWC()")
+        _expect(self.memory, Memory, "memory", "e.g. lifelong.memory.Reservoir(capacity=200)")
+        _expect(self.curriculum, Schedule, "curriculum", "e.g. lifelong.curriculum.LinearPacing()")
+        _expect(self.scorer, Scorer, "scorer", "e.g. lifelong.curriculum.LossScorer()")
+        if self.review is not None and not isinstance(self.review, ReviewSchedule):
+            from lifelong.curriculum import SCHEDULES
+
+            reviews = [e.name for e in SCHEDULES.entries() if isinstance(e.obj, type) and issubclass(e.obj, ReviewSchedule)]
+            raise ConfigError(f"review: {_describe(self.review)} is not a review schedule; choose one of: "
+                              f"{', '.join(reviews)}.")
         if self.pool == "memory" and self.memory is None:
             raise ConfigError("pool 'memory' (GDumb) needs a memory; set memory.size > 0.")
-        needs = [c.name for c in self.consolidators if getattr(c, "needs_memory", False)]
+        needs = [c.name for c in self.consolidators if c.needs_memory]
         if needs and (self.memory is None or self.memory.capacity == 0):
             raise ConfigError(f"{', '.join(needs)} need(s) a replay memory; set memory.size > 0.")
         if self.review is not None and self.memory is None:
             raise ConfigError(f"review schedule '{self.review.name}' needs a replay memory; set memory.size > 0.")
+
+
+def _describe(obj: Any) -> str:
+    name = getattr(obj, "name", None)
+    return f"'{name}' ({type(obj).__name__})" if isinstance(name, str) else type(obj).__name__
+
+
+def _expect(obj: Any, cls: type, what: str, example: str) -> None:
+    if obj is not None and not isinstance(obj, cls):
+        raise ConfigError(f"{what}: {_describe(obj)} is not a {cls.__name__} ({example}).")

@@ -10,7 +10,7 @@ get them as feedback), and how to assess a task (the accuracy matrix entry).
 
 from __future__ import annotations
 
-from typing import Protocol, Sequence
+from typing import Protocol, Sequence, runtime_checkable
 
 import torch
 import torch.nn.functional as F
@@ -20,27 +20,63 @@ from lifelong.data.examples import Examples
 from lifelong.data.task import Stream, Task
 
 
+@runtime_checkable
 class Objective(Protocol):
+    """Everything the loop, the Trainer integration, consolidators, scorers and
+    buffers ask of an objective. :class:`ClassificationObjective` and
+    ``lifelong.hf.objective.CausalLMObjective`` implement all of it; a new kind
+    of model needs one class with these members and nothing else.
+
+    ``out`` below is whatever :meth:`forward` returns (logits ``[batch,
+    classes]`` for classifiers, ``[batch, length, vocab]`` for language models).
+    """
+
+    #: the data fields the model consumes (also what replay memory stores)
     model_fields: tuple[str, ...]
+    #: ``class``, ``task`` or ``domain`` incremental (how outputs are masked)
+    scenario: str
+    #: the stream's number of classes; None when outputs are not a fixed class set (language models)
+    num_classes: int | None
 
-    def begin_task(self, stream: Stream, task: Task, seen_classes: Sequence[int]) -> None: ...
+    def begin_task(self, stream: Stream, task: Task, seen_classes: Sequence[int]) -> None:
+        """Called at each task start with the classes seen so far (masks follow them)."""
+        ...
 
-    def forward(self, model: nn.Module, data: Examples) -> Tensor: ...
+    def forward(self, model: nn.Module, data: Examples) -> Tensor:
+        """Run ``model`` on ``data``; the result is masked with :meth:`mask_logits`."""
+        ...
 
-    def per_sample_loss(self, out: Tensor, data: Examples) -> Tensor: ...
+    def mask_logits(self, logits: Tensor, data: Examples) -> Tensor:
+        """The scenario's mask over raw model outputs (classes not available get -inf; identity for LMs)."""
+        ...
+
+    def per_sample_loss(self, out: Tensor, data: Examples) -> Tensor:
+        """One loss per row, float ``[batch]`` (schedules get them as feedback)."""
+        ...
 
     def loss(self, out: Tensor, data: Examples) -> Tensor:
         """The mean of ``per_sample_loss`` (an objective may fuse it)."""
         ...
 
-    def correct(self, out: Tensor, data: Examples) -> Tensor | None: ...
+    def correct(self, out: Tensor, data: Examples) -> Tensor | None:
+        """Per-row correctness, bool ``[batch]``, or None when the task has no notion of it."""
+        ...
+
+    def distillation(self, out_new: Tensor, out_old: Tensor, data: Examples, temperature: float = 2.0,
+                     mask: Tensor | None = None) -> Tensor:
+        """KL(old || new) of the softened output distributions, scaled by T^2 (LwF)."""
+        ...
 
     def evaluate(self, model: nn.Module, task: Task, device: torch.device, batch_size: int,
-                 baseline: bool = False) -> float: ...
+                 baseline: bool = False) -> float:
+        """The accuracy-matrix entry of ``task`` (``baseline``: an untrained model, every class active)."""
+        ...
 
-    # Optional: ``probes(model, stream, device, batch_size) -> dict[str, float]``,
-    # measurements beyond task accuracy taken before training and after each
-    # task (the causal-LM objective reports perplexity on held-out general text).
+    def probes(self, model: nn.Module, stream: Stream, device: torch.device, batch_size: int) -> dict[str, float]:
+        """Measurements beyond task accuracy, taken before training and after each
+        task (the causal-LM objective reports perplexity on held-out general text);
+        ``{}`` when there are none."""
+        ...
 
 
 class ClassificationObjective:
@@ -119,6 +155,10 @@ class ClassificationObjective:
         t = float(temperature)
         return F.kl_div(F.log_softmax(new / t, dim=1), F.log_softmax(old / t, dim=1),
                         reduction="batchmean", log_target=True) * (t * t)
+
+    def probes(self, model: nn.Module, stream: Stream, device: torch.device, batch_size: int = 512) -> dict[str, float]:
+        """No measurements beyond accuracy for classifiers."""
+        return {}
 
     @torch.no_grad()
     def evaluate(self, model: nn.Module, task: Task, device: torch.device, batch_size: int = 512,

@@ -59,6 +59,7 @@ class LoRAPerTask(Consolidator):
     """One LoRA adapter per task (peft); only it trains; merged or kept at the task end."""
 
     name: ClassVar[str] = "lora"
+    title: ClassVar[str] = "LoRA per task (peft): each task trains its own low-rank adapter, then merges or keeps it."
 
     def __init__(self, rank: int = 8, alpha: float = 16.0, dropout: float = 0.0,
                  target_modules: Sequence[str] | str | None = None, mode: str = "merge"):

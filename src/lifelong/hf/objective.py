@@ -69,6 +69,8 @@ class CausalLMObjective:
         self.stream = stream
         self.tokenizer = tokenizer if tokenizer is not None else (stream.info.get("tokenizer") if stream else None)
         self.trim = bool(trim)
+        self.scenario = stream.scenario if stream is not None else "domain"
+        self.num_classes = None  # outputs are a vocabulary, not a fixed class set
 
     def begin_task(self, stream: Stream, task: Task, seen_classes: Sequence[int]) -> None:
         pass
@@ -88,6 +90,10 @@ class CausalLMObjective:
         ids, mask = self._trimmed(data)
         return lm_logits(model, ids, mask)
 
+    def mask_logits(self, logits: Tensor, data: Examples) -> Tensor:
+        """No masking: every token of the vocabulary stays available."""
+        return logits
+
     def token_losses(self, out: Tensor, data: Examples) -> tuple[Tensor, Tensor]:
         """Per-token losses ``[batch, L-1]`` and the mask of scored (completion) tokens."""
         logits, target = shifted(out, data["labels"].to(out.device))
@@ -99,6 +105,10 @@ class CausalLMObjective:
     def per_sample_loss(self, out: Tensor, data: Examples) -> Tensor:
         loss, scored = self.token_losses(out, data)
         return loss.sum(1) / scored.sum(1).clamp_min(1)
+
+    def loss(self, out: Tensor, data: Examples) -> Tensor:
+        """The mean of :meth:`per_sample_loss` (every row weighs alike)."""
+        return self.per_sample_loss(out, data).mean()
 
     def correct(self, out: Tensor, data: Examples) -> Tensor:
         logits, target = shifted(out, data["labels"].to(out.device))

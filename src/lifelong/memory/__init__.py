@@ -8,12 +8,16 @@
   matches their class's mean, kept in herding order so old classes shrink by
   dropping their last exemplars.
 
-Build one by name with ``lifelong.registry.build(BUFFERS, name, {"capacity": 200, "seed": 0})``.
+Build one by class (``Reservoir(capacity=200, seed=0)``) or by name with
+``BUFFERS.build("reservoir", {"capacity": 200, "seed": 0})``. A new buffer is one
+file subclassing :class:`Memory` with ``@BUFFERS.register("name")``, plus its
+import line below.
 """
 
 from lifelong.memory.base import Memory
 from lifelong.memory.registry import BUFFERS
-from lifelong.memory import class_balanced, herding, reservoir  # noqa: F401  (registers the buffers)
+
+# every buffer, one line per method file (the import registers it)
 from lifelong.memory.class_balanced import ClassBalanced
 from lifelong.memory.herding import Herding
 from lifelong.memory.reservoir import Reservoir

@@ -1,5 +1,6 @@
-"""The buffer registry. Method files register themselves in :data:`BUFFERS`;
-``lifelong.memory`` imports them all explicitly so every name is available."""
+"""The buffer registry. Method files register their class in :data:`BUFFERS`
+with ``@BUFFERS.register("name")``; ``lifelong.memory`` imports every buffer
+class by name (that import registers it)."""
 
 from lifelong.registry import Registry
 

@@ -11,7 +11,8 @@ from torch import Tensor, nn
 from lifelong.errors import ConfigError
 from lifelong.registry import Registry
 
-MODELS: Registry = Registry("model")
+#: model name -> factory(stream, **params); the language models of ``lifelong.hf.models`` load on first use
+MODELS: Registry = Registry("model", extensions=("lifelong.hf.models",))
 
 
 class IncrementalClassifier(nn.Module):

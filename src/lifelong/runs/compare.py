@@ -94,8 +94,12 @@ class RunEntry:
 def label_of(config: dict[str, Any], by: str | Sequence[str] = "strategy", default: str = "run") -> str:
     """The group label of a run: the config value at ``by`` (dotted keys allowed).
 
-    A mapping value gives its ``name``. Several keys (``["strategy",
-    "curriculum"]``) are joined with " / ". A missing key gives ``default``.
+    A section (a mapping such as ``strategy`` or ``curriculum``) gives its
+    ``label`` -- the name a grid gives each variant, e.g. ``er[ratio=0.3]``
+    and ``er[ratio=0.7]`` for two ratios of one strategy, so they are not
+    merged -- or, without one, its ``name``. A list gives its items' labels
+    joined with "+". Several keys (``["strategy", "curriculum"]``) are
+    joined with " / ". A missing key gives ``default``.
     """
     keys = [by] if isinstance(by, str) else list(by)
     parts = []
@@ -103,11 +107,19 @@ def label_of(config: dict[str, Any], by: str | Sequence[str] = "strategy", defau
         value: Any = config
         for part in key.split("."):
             value = value.get(part) if isinstance(value, dict) else None
-        if isinstance(value, dict):
-            value = value.get("name")
-        if value is not None:
-            parts.append(str(value))
+        text = _section_label(value)
+        if text is not None:
+            parts.append(text)
     return " / ".join(parts) if parts else default
+
+
+def _section_label(value: Any) -> str | None:
+    if isinstance(value, dict):
+        value = value.get("label") or value.get("name")
+    elif isinstance(value, (list, tuple)):
+        items = [t for t in map(_section_label, value) if t is not None]
+        value = "+".join(items) if items else None
+    return None if value is None else str(value)
 
 
 def compare(entries: Iterable[RunEntry]) -> list[ComparisonRow]:
@@ -153,11 +165,13 @@ def rich_table(rows: Sequence[ComparisonRow], title: str | None = None, label: s
     """A ``rich.table.Table`` for the terminal."""
     from rich.table import Table
 
+    from rich.markup import escape
+
     table = Table(title=title)
     for i, h in enumerate(headers(label)):
-        table.add_column(h, justify="left" if i == 0 else "right", no_wrap=i > 0)
-    for r in rows:
-        table.add_row(*r.cells())
+        table.add_column(escape(h), justify="left" if i == 0 else "right", no_wrap=i > 0)
+    for r in rows:  # escaped: a label such as "er[ratio=0.3]" is not rich markup
+        table.add_row(*map(escape, r.cells()))
     return table
 
 

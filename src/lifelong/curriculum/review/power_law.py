@@ -53,6 +53,7 @@ class PowerLawReview(ReviewSchedule):
     """Power-law review: old tasks revisited with probability (age + offset)^-alpha, at a fixed `ratio`."""
 
     name: ClassVar[str] = "power-law-review"
+    state_attrs: ClassVar[tuple[str, ...]] = ReviewSchedule.state_attrs + ("_ages0", "_now")
 
     def __init__(self, ratio: float = 0.5, alpha: float = 1.0, offset: float = 1.0, unit: str = "tasks") -> None:
         super().__init__(ratio)

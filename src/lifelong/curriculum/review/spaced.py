@@ -73,6 +73,9 @@ class SpacedReview(ReviewSchedule):
 
     name: ClassVar[str] = "spaced-review"
     needs_feedback: ClassVar[bool] = True
+    #: the per-task memory model and clock carry over between tasks; the quiz items and names come from start()
+    state_attrs: ClassVar[tuple[str, ...]] = ReviewSchedule.state_attrs + (
+        "tasks", "clock_base", "quizzes", "_started", "_now", "names", "quiz", "trainable")
 
     def __init__(self, quiz_every: int = 50, quiz_size: int = 5, boxes: int = 5, base_interval: int = 100,
                  initial_stability: float = 200.0, retention: float = 0.9, pass_at: float = 0.9,

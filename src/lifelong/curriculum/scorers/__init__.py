@@ -2,13 +2,18 @@
 
 Registered in :data:`SCORERS` by name: ``given``, ``loss``, ``confidence``,
 ``transfer``, ``ensemble``, ``length``, ``compression``, ``diversity``,
-``readability``.
+``readability``; importable by class from here.
 """
 
 from lifelong.curriculum.scorers.base import SCORERS, Scorer
-from lifelong.curriculum.scorers import given, model, text  # noqa: F401  (registers the scorers)
-from lifelong.curriculum.scorers.text import (compression_ratio, flesch_reading_ease, text_length,
-                                              type_token_ratio, count_syllables)
 
-__all__ = ["SCORERS", "Scorer", "compression_ratio", "flesch_reading_ease", "text_length",
-           "type_token_ratio", "count_syllables"]
+# every scorer, one line per method file (the import registers it)
+from lifelong.curriculum.scorers.given import GivenScorer
+from lifelong.curriculum.scorers.model import ConfidenceScorer, EnsembleScorer, LossScorer, TransferScorer
+from lifelong.curriculum.scorers.text import (CompressionScorer, DiversityScorer, LengthScorer, ReadabilityScorer,
+                                              compression_ratio, count_syllables, flesch_reading_ease,
+                                              text_length, type_token_ratio)
+
+__all__ = ["SCORERS", "Scorer", "GivenScorer", "LossScorer", "ConfidenceScorer", "TransferScorer",
+           "EnsembleScorer", "LengthScorer", "CompressionScorer", "DiversityScorer", "ReadabilityScorer",
+           "compression_ratio", "flesch_reading_ease", "text_length", "type_token_ratio", "count_syllables"]

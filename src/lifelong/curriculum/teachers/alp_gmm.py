@@ -77,6 +77,10 @@ class ALPGMMTeacher(GroupSchedule):
 
     name: ClassVar[str] = "alp-gmm"
     needs_feedback: ClassVar[bool] = True
+    #: the group parameters (``params``, ``_x``) are not saved: ``start`` derives them from the pool
+    state_attrs: ClassVar[tuple[str, ...]] = GroupSchedule.state_attrs + (
+        "last_score", "fast_avg", "slow_avg", "noise_var", "points", "new_since_fit", "fits", "gmm_probs",
+        "comp_alp")
 
     def __init__(self, eps: float = 0.2, max_components: int = 4, fit_every: int = 16, history: int = 200,
                  episode: int = 32, signal: str = "auto", fast: float = 0.1, slow: float = 0.02,
@@ -107,8 +111,8 @@ class ALPGMMTeacher(GroupSchedule):
         self.points: list[tuple[int, float]] = []  # (group, alp)
         self.new_since_fit = 0
         self.fits = 0
-        self.gmm_probs = (pool.group_sizes() > 0).double().numpy()
-        self.gmm_probs = self.gmm_probs / self.gmm_probs.sum()
+        present = (pool.group_sizes() > 0).double()
+        self.gmm_probs = present / present.sum()  # a tensor: checkpoints hold no numpy arrays
         self.probs = self._mix()
 
     def _mix(self) -> Tensor:
@@ -141,9 +145,9 @@ class ALPGMMTeacher(GroupSchedule):
         comp_alp = np.clip(best.means_[:, -1], 0.0, None)
         if comp_alp.sum() <= 0:
             return
-        self.gmm_probs = component_group_probs(self._x, best.means_[:, :-1], best.covariances_[:, :-1],
-                                               comp_alp / comp_alp.sum())
-        self.comp_alp = comp_alp
+        probs = component_group_probs(self._x, best.means_[:, :-1], best.covariances_[:, :-1], comp_alp / comp_alp.sum())
+        self.gmm_probs = torch.as_tensor(probs, dtype=torch.float64)
+        self.comp_alp = torch.as_tensor(comp_alp, dtype=torch.float64)
 
     def progress(self, g: int, score: float) -> float | None:
         """Record a score of group ``g``; return its noise-corrected ALP (None on its first score)."""

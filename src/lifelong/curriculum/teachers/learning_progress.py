@@ -76,6 +76,8 @@ class LearningProgressTeacher(GroupSchedule):
 
     name: ClassVar[str] = "learning-progress"
     needs_feedback: ClassVar[bool] = True
+    state_attrs: ClassVar[tuple[str, ...]] = GroupSchedule.state_attrs + (
+        "history", "fast_avg", "slow_avg", "log_w", "lp", "last", "noise_var")
 
     def __init__(self, variant: str = "online", window: int = 20, fast: float = 0.1, slow: float = 0.02,
                  eps: float = 0.1, gamma: float = 0.1, episode: int = 32, signal: str = "auto",

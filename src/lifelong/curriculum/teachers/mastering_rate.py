@@ -39,6 +39,7 @@ class MasteringRateTeacher(GroupSchedule):
 
     name: ClassVar[str] = "mastering-rate"
     needs_feedback: ClassVar[bool] = True
+    state_attrs: ClassVar[tuple[str, ...]] = GroupSchedule.state_attrs + ("prereq", "fast_avg", "slow_avg")
 
     def __init__(self, order: list[Any] | None = None, prerequisites: dict[Any, list[Any]] | None = None,
                  threshold: float = 0.9, min_score: float = 0.0, max_score: float = 1.0, delta: float = 0.5,

@@ -36,6 +36,7 @@ class SequentialTeacher(GroupSchedule):
 
     name: ClassVar[str] = "sequential"
     needs_feedback: ClassVar[bool] = True
+    state_attrs: ClassVar[tuple[str, ...]] = GroupSchedule.state_attrs + ("_order", "_position", "_advanced_at")
 
     def __init__(self, order: list[Any] | None = None, threshold: float | None = None,
                  episode: int = 32, signal: str = "auto") -> None:

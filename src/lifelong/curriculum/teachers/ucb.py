@@ -42,6 +42,7 @@ class UCBTeacher(GroupSchedule):
 
     name: ClassVar[str] = "ucb"
     needs_feedback: ClassVar[bool] = True
+    state_attrs: ClassVar[tuple[str, ...]] = GroupSchedule.state_attrs + ("fast_avg", "slow_avg", "pulls")
 
     def __init__(self, c: float = 0.5, temperature: float = 0.2, fast: float = 0.3, slow: float = 0.05,
                  episode: int = 32, signal: str = "loss") -> None:
