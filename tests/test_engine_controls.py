@@ -194,3 +194,21 @@ class _Slots(Memory):
         free = max(0, self.capacity - self.filled)
         k = min(free, data.size)
         return torch.arange(self.filled, self.filled + k), torch.arange(k)
+
+
+def test_spaced_review_knowledge_survives_a_task_end_resume():
+    """A phase-end checkpoint keeps the review schedule's state (spaced review's recall model), so a
+    run resumed from it ends with the uninterrupted run's numbers."""
+    s = blobs(n_tasks=3)
+
+    def recipe():
+        return Recipe(memory=_Slots(30), review=SCHEDULES.get("spaced-review")(quiz_every=2, quiz_size=4))
+
+    cfg = dict(steps=6, batch_size=8, lr=0.05, device="cpu", log_every=1)
+    states = []
+    full = train_stream(s, _model(s), recipe(), TrainConfig(**cfg), checkpointer=lambda st: states.append(_blob(st)))
+    load = lambda b: torch.load(io.BytesIO(b), weights_only=True)  # noqa: E731
+    chosen = next(load(b) for b in states if (load(b)["phase"], load(b)["step"]) == (2, 0))
+    assert chosen["review"] is not None
+    resumed = train_stream(s, _model(s, seed=5), recipe(), TrainConfig(**cfg), resume=chosen)
+    assert resumed.accuracy == full.accuracy and resumed.schedule_log == full.schedule_log

@@ -308,7 +308,8 @@ def compare(config: str, out: str | None, workers: int, executor: str, address: 
 @click.argument("run_dirs", nargs=-1, required=True, type=click.Path())
 @click.option("--out", required=True, type=click.Path(dir_okay=False), help="The HTML file to write.")
 @click.option("--by", default="strategy", show_default=True,
-              help="Config field that groups runs in the comparison (dotted, e.g. curriculum.schedule).")
+              help="Config field that groups runs: a section (strategy, curriculum) groups by its label, else its "
+                   "name; dotted keys reach inside one (e.g. curriculum, benchmark.params.n_tasks, train.lr).")
 @click.option("--title", default="lifelong report", show_default=True)
 def report(run_dirs: tuple[str, ...], out: str, by: str, title: str) -> None:
     """Write a self-contained HTML report (heatmaps, forgetting plot, curves, comparison) over RUN_DIRS.

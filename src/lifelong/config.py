@@ -8,7 +8,7 @@ results go (``out``)::
     benchmark: {name: split-digits, params: {n_tasks: 5}}
     model: {name: mlp, params: {hidden: [128]}}
     train: {epochs: 3, lr: 0.05, momentum: 0.9}
-    strategy: {name: ewc, params: {lamda: 100}}
+    strategy: {name: ewc, params: {lambda: 100}}
     seeds: [0, 1, 2]
 
 Every section forbids unknown keys, and every name (benchmark, model,
@@ -274,10 +274,10 @@ def _split_composite(name: str) -> list[str]:
 
 
 class StrategyConfig(_Named):
-    """A continual-learning strategy (``naive``, ``ewc``, ``er``, ``derpp``...) and its parameters.
+    """A continual-learning strategy (``naive``, ``ewc``, ``er``, ``der++``...) and its parameters.
 
     Strategies compose with ``+`` (``er+ewc``, ``ewc+der++``); the parameters of a composed
-    strategy are then given per part: ``params: {ewc: {lamda: 100}}``.
+    strategy are then given per part: ``params: {ewc: {lambda: 100}}``.
     ``label`` names the runs of this strategy in comparison tables (default:
     the name, plus the parameters when a grid holds the same name twice).
     """

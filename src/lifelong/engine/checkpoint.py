@@ -82,6 +82,10 @@ def capture(teacher: "Teacher", ph: "Phase", phase_done: bool = False) -> dict[s
     optimizer = ctx.optimizer
     teacher.result.wall_seconds = teacher.elapsed()
     reviewing = ph.reviewing and not phase_done
+    # a review schedule's knowledge (e.g. spaced review's per-task recall model) carries over between
+    # tasks: a phase-end checkpoint keeps it too, and it is loaded before the next phase starts
+    review_state = teacher.review.state_dict() if teacher.review is not None and (ph.reviewing or phase_done) \
+        else None
     return {
         "phase": ph.index + 1 if phase_done else ph.index,
         "step": 0 if phase_done else ctx.step,
@@ -94,7 +98,7 @@ def capture(teacher: "Teacher", ph: "Phase", phase_done: bool = False) -> dict[s
         "memory": teacher.memory.state_dict() if teacher.memory is not None else None,
         "curriculum": teacher.curriculum.state_dict(),
         "sampler": ph.sampler.state_dict(),
-        "review": teacher.review.state_dict() if reviewing else None,
+        "review": review_state,
         "review_sampler": ph.review_sampler.state_dict() if reviewing else None,
         "difficulty": ph.view.difficulty,
         "rng": rng_state(),
@@ -137,6 +141,8 @@ def restore_run(teacher: "Teacher", state: dict[str, Any]) -> None:
     for c, s in zip(teacher.consolidators, state["consolidators"]):
         c.load_state_dict(to_device(s, teacher.device))
     if not mid_phase:
+        if teacher.review is not None and state.get("review") is not None:
+            teacher.review.load_state_dict(state["review"])
         set_rng_state(state["rng"])
     teacher.result.notes.append(f"resumed at task {state['phase']} step {state['step']}")
 
