@@ -255,7 +255,10 @@ def run(config: str | None, out: str | None, resume: str | None, from_checkpoint
         cfg = _load(config, extra)
         result, metrics = run_experiment(cfg, out, overwrite=overwrite, progress=not quiet, console=console)
         run_dir = out or cfg.out
-    _print_run(metrics, Path(run_dir), console)
+    from lifelong.engine.distributed import is_main_process
+
+    if is_main_process():  # under torchrun only rank 0 reports
+        _print_run(metrics, Path(run_dir), console)
 
 
 def _print_run(metrics: dict[str, Any], run_dir: Path, console) -> None:

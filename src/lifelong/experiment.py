@@ -403,6 +403,12 @@ def _run_experiment(config, out_dir, *, resume, overwrite, progress, callbacks, 
         raise ConfigError("--from-checkpoint picks the checkpoint a resumed run continues from; use it with "
                           "--resume RUN_DIR.")
 
+    from lifelong.engine.distributed import is_main_process, join_from_env
+
+    if join_from_env(cfg.device if cfg is not None else "auto") and not is_main_process():
+        return _follow(cfg, out_path, resume=resume, resume_overrides=resume_overrides,
+                       from_checkpoint=from_checkpoint)
+
     lock = RunLock(out_path)
     existed = out_path.exists()
     if resume:
@@ -430,6 +436,27 @@ def _run_experiment(config, out_dir, *, resume, overwrite, progress, callbacks, 
                            clean_orphans=clean_orphans)
     finally:
         lock.release()
+
+
+def _follow(cfg, out_path: Path, *, resume, resume_overrides, from_checkpoint) -> tuple[RunResult, dict[str, Any]]:
+    """A rank other than 0 of a multi-process run (torchrun, accelerate launch): it trains its slice
+    of every batch in step with rank 0 (same config, same checkpoint) and writes nothing; rank 0
+    owns the run folder, its lock, the index and the progress display."""
+    from lifelong.engine.loop import train_stream
+    from lifelong.runs.rundir import result_metrics
+
+    state = None
+    if resume:
+        cfg = _stored_config(out_path, cfg)
+        if resume_overrides:
+            cfg = _resume_overrides(cfg, resume_overrides)
+        ckpt = Checkpoints(out_path / "checkpoints", cfg.checkpoints.keep).pick(from_checkpoint)
+        state = _load_checkpoint(ckpt)
+    else:
+        cfg = cfg.single()
+    built = build_experiment(cfg)
+    result = train_stream(built.stream, built.model, built.recipe, built.train, resume=state)
+    return result, result_metrics(result)
 
 
 def _run_locked(cfg, out_path, lock, *, existed, resume, overwrite, progress, callbacks, index_root, console,

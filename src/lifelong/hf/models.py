@@ -14,7 +14,6 @@ the factories.
 
 from __future__ import annotations
 
-import tempfile
 from contextlib import contextmanager
 from typing import Any
 
@@ -73,14 +72,15 @@ def tiny_causal_lm(stream: Any = None, arch: str = "gpt2", layers: int = 2, hidd
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(int(seed))
         fresh = transformers.AutoModelForCausalLM.from_config(config)
-    with tempfile.TemporaryDirectory(prefix="lifelong-tiny-lm-") as tmp, _quiet(transformers):
-        target = save_dir or tmp
-        fresh.save_pretrained(target)
-        if tok is not None and hasattr(tok, "to_hf"):
-            tok.to_hf().save_pretrained(target)
-        model = transformers.AutoModelForCausalLM.from_pretrained(target, dtype=torch.float32)
-    _finish(model, tok)
-    return model
+    if save_dir is not None:  # a folder from_pretrained / hf-causal-lm can load (under torchrun rank 0 writes it)
+        with _quiet(transformers):
+            fresh.save_pretrained(save_dir)
+            if tok is not None and hasattr(tok, "to_hf"):
+                tok.to_hf().save_pretrained(save_dir)
+    # the model built from the config is the one from_pretrained would load back (same weights and outputs,
+    # checked); no round trip through a folder, which only rank 0 may write in a multi-process run
+    _finish(fresh, tok)
+    return fresh
 
 
 @MODELS.register("hf-causal-lm")
