@@ -71,7 +71,7 @@ def test_naive_learns_each_skill_and_forgets_the_first(naive):
 
 
 def test_replay_by_review_schedule_reduces_forgetting(stream, naive):
-    review = SCHEDULES.get("replay")(ratio=0.3)
+    review = SCHEDULES.get("replay")(ratio=0.5)
     result, _, _, _ = run(stream, Recipe(name="replay", memory=BUFFERS.get("reservoir")(capacity=150), review=review))
     assert result.accuracy[1][0] > naive[0].accuracy[1][0] + 0.1
 
