@@ -136,7 +136,7 @@ class Tracker(Callback):
 
     def on_task_end(self, ctx, row: list[float]) -> None:
         result = self._result
-        i = len(result.accuracy) - 1 if result is not None else ctx.task_index
+        i = len(result.accuracy) - 1 if result is not None else ctx.phase
         for j, acc in enumerate(row):
             self._scalar(f"accuracy/task_{j}", acc, i)
         learned = result.row_tasks[i] if result is not None and i < len(result.row_tasks) else range(i + 1)

@@ -52,7 +52,7 @@ class EWC(Consolidator):
         self.constant = 0.0                      # sum_t F_t (theta*_t - m)^2, summed over parameters
 
     def fisher(self, ctx: "Context") -> dict[str, Tensor]:
-        data = task_sample(ctx, self.samples, self.seed * 7919 + ctx.task_index)
+        data = task_sample(ctx, self.samples, self.seed * 7919 + ctx.phase)
         return empirical_fisher(ctx, data, self.fisher_batch)
 
     def expects_penalty(self, ctx: "Context") -> bool:

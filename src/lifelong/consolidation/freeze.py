@@ -45,7 +45,7 @@ class Freeze(Consolidator):
                 tops = sorted({n.split(".")[0] for n, _ in named})
                 raise ConfigError(f"freeze.modules: '{pat}' matches no parameter of the model; "
                                   f"its top-level modules are: {', '.join(tops)}.")
-        if ctx.task_index < self.from_task:
+        if ctx.phase < self.from_task:
             return
         for n, p in named:
             if matches(n, self.modules) and p.requires_grad:

@@ -75,7 +75,7 @@ class HFT(Consolidator):
     def before_task(self, ctx: "Context") -> None:
         params = dict(ctx.model.named_parameters())
         names = [n for n, p in params.items() if p.requires_grad and not matches(n, self.keep_trainable)]
-        self.frozen = self.choose(names, ctx.task_index)
+        self.frozen = self.choose(names, ctx.phase)
         for n in self.frozen:
             params[n].requires_grad_(False)
 

@@ -30,7 +30,7 @@ class L2(Consolidator):
         self.ones: dict[str, Tensor] = {}
 
     def expects_penalty(self, ctx: "Context") -> bool:
-        return self.lambda_ > 0 and ctx.task_index > 0
+        return self.lambda_ > 0 and ctx.phase > 0
 
     def penalty(self, ctx: "Context", batch, out: Tensor) -> Tensor | None:
         q = quadratic(ctx.model, self.ones, self.anchor)

@@ -40,7 +40,7 @@ class LwF(Consolidator):
 
     def before_task(self, ctx: "Context") -> None:
         self.teacher = None
-        if ctx.task_index >= 1:
+        if ctx.phase >= 1:
             self.teacher = frozen_copy(ctx.model)
 
     def _class_mask(self, ctx: "Context") -> Tensor | None:
@@ -52,7 +52,7 @@ class LwF(Consolidator):
         return mask
 
     def expects_penalty(self, ctx: "Context") -> bool:
-        return self.alpha > 0 and ctx.task_index > 0
+        return self.alpha > 0 and ctx.phase > 0
 
     def penalty(self, ctx: "Context", batch: "Batch", out: Tensor) -> Tensor | None:
         if self.teacher is None or self.alpha == 0:

@@ -40,14 +40,14 @@ class OnlineEWC(Consolidator):
         self.anchor: dict[str, Tensor] = {}
 
     def expects_penalty(self, ctx: "Context") -> bool:
-        return self.lambda_ > 0 and ctx.task_index > 0
+        return self.lambda_ > 0 and ctx.phase > 0
 
     def penalty(self, ctx: "Context", batch, out: Tensor) -> Tensor | None:
         q = quadratic(ctx.model, self.importance, self.anchor)
         return None if q is None else 0.5 * self.lambda_ * q
 
     def after_task(self, ctx: "Context") -> None:
-        data = task_sample(ctx, self.samples, self.seed * 7919 + ctx.task_index)
+        data = task_sample(ctx, self.samples, self.seed * 7919 + ctx.phase)
         fisher = empirical_fisher(ctx, data, self.fisher_batch)
         self.accumulate(fisher, {n: p.detach() for n, p in trainable(ctx.model).items()})
 

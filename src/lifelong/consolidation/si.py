@@ -49,7 +49,7 @@ class SI(Consolidator):
         self.omega = {n: torch.zeros_like(p) for n, p in params.items()}
 
     def expects_penalty(self, ctx: "Context") -> bool:
-        return self.c > 0 and ctx.task_index > 0
+        return self.c > 0 and ctx.phase > 0
 
     def penalty(self, ctx: "Context", batch, out: Tensor) -> Tensor | None:
         q = quadratic(ctx.model, self.importance, self.anchor)

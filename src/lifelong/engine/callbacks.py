@@ -66,7 +66,8 @@ class ProgressBar(Callback):
     def on_task_start(self, ctx) -> None:
         if self._progress is None:
             return
-        desc = f"{self.description} · task {ctx.task_index + 1}/{len(ctx.stream)} ({ctx.task.name})"
+        what = ctx.task.name if len(ctx.pool_tasks) <= 1 else f"{len(ctx.pool_tasks)} tasks up to {ctx.task.name}"
+        desc = f"{self.description} · task {ctx.phase + 1}/{ctx.num_phases or len(ctx.stream)} ({what})"
         if self._bar is not None:
             self._progress.remove_task(self._bar)
         self._bar = self._progress.add_task(desc, total=ctx.total_steps, completed=ctx.step,

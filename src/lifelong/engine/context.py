@@ -54,8 +54,12 @@ class Context:
     device: torch.device
     optimizer: torch.optim.Optimizer | None = None
     memory: "Memory | None" = None
-    #: index of the current phase (task) in the stream
-    task_index: int = 0
+    #: index of the current phase: one stretch of training on one study pool. It is the current task's
+    #: index for a sequential or cumulative stream, and 0 for the single phase of joint training (whose
+    #: pool holds every task): "how many phases came before", which is what consolidators ask
+    phase: int = 0
+    #: number of phases of the run (the stream's length, or 1 for joint training)
+    num_phases: int = 0
     #: tasks whose data forms the current study pool
     pool_tasks: list[int] = field(default_factory=list)
     #: classes seen up to and including the current task
@@ -65,6 +69,15 @@ class Context:
     total_steps: int = 0   # planned steps for this task
     last_loss: float = float("nan")
     extras: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def task_index(self) -> int:
+        """The older name of :attr:`phase` (kept: user consolidators read it)."""
+        return self.phase
+
+    @task_index.setter
+    def task_index(self, value: int) -> None:
+        self.phase = int(value)
 
     def forward(self, data: Examples) -> Tensor:
         """Run the model on ``data`` (moved to the device) through the objective."""

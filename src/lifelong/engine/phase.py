@@ -300,7 +300,7 @@ class Teacher:
                 raise LifelongError(f"train.gradient_checkpointing needs a model that supports it (Hugging Face "
                                     f"models do); {type(model).__name__} does not. Set it to false.")
         self.ctx = Context(model=model, stream=stream, task=stream[self.phases[0][-1]], objective=self.objective,
-                           config=self.cfg, device=self.device, memory=self.memory)
+                           config=self.cfg, device=self.device, memory=self.memory, num_phases=len(self.phases))
         #: who runs the optimiser step, for messages
         self.driver = "lifelong's loop"
         #: the checkpoint being resumed from, until its phase has been set up
@@ -414,7 +414,7 @@ class Teacher:
         task = pool_tasks[-1]
         seen = sorted({c for t in stream.tasks[: task.index + 1] for c in t.classes}
                       | {c for t in pool_tasks for c in t.classes})
-        ctx.task, ctx.task_index, ctx.pool_tasks, ctx.seen_classes = task, index, tasks, seen
+        ctx.task, ctx.phase, ctx.pool_tasks, ctx.seen_classes = task, index, tasks, seen
         ctx.step = int(resume["step"]) if resume is not None else 0
         ctx.device = self.device
         self.objective.begin_task(stream, task, seen)

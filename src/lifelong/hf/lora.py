@@ -80,7 +80,7 @@ class LoRAPerTask(Consolidator):
         return self.kept + ([self.current] if self.current else [])
 
     def before_task(self, ctx: "Context") -> None:
-        name = f"task{ctx.task_index}"
+        name = f"task{ctx.phase}"
         self._inject(ctx, name)
         self.current = name
         set_active_adapters(ctx.model, self.adapter_names(), trainable=[name])
