@@ -385,13 +385,17 @@ def steps_to_target(curves: Sequence[dict[str, Any]], target: float,
 
 @METRICS.register("time_summary")
 def time_summary(result: "RunResult") -> dict[str, Any]:
-    r"""Time spent: total wall clock, training time (:math:`\sum_k` task_seconds) and per task."""
+    r"""Time spent: total wall clock, training time (:math:`\sum_k` task_seconds), assessment time
+    (quizzes, learning curves, score refreshes, memory updates and task-end rows) and per task."""
     per_task = [float(s) for s in result.task_seconds]
+    assess = [float(s) for s in getattr(result, "assessment_seconds", [])]
     return {
         "wall_seconds": float(result.wall_seconds),
         "train_seconds": float(sum(per_task)),
+        "assessment_seconds": float(sum(assess)),
         "mean_task_seconds": _mean(per_task),
         "task_seconds": per_task,
+        "task_assessment_seconds": assess,
     }
 
 

@@ -469,7 +469,7 @@ def _per_task_tables(groups: "OrderedDict[str, list[RunEntry]]") -> str:
 
 def _runs_table(entries: list[RunEntry]) -> str:
     head = ["label", "run", "seed", "tasks learned", "complete", "steps", "avg accuracy", "plasticity",
-            "curve area", "wall time (s)", "peak memory (MiB)"]
+            "curve area", "training (s)", "assessment (s)", "wall time (s)", "peak memory (MiB)"]
     out = ['<div class="scroll"><table>', "<thead><tr>" + "".join(f"<th>{html.escape(h)}</th>" for h in head) + "</tr></thead><tbody>"]
     for e in entries:
         s = e.metrics()
@@ -485,6 +485,8 @@ def _runs_table(entries: list[RunEntry]) -> str:
             + _td(s.get("average_accuracy"))
             + _td(s.get("plasticity"))
             + _td(s.get("learning_curve_area"))
+            + _td(s.get("train_seconds"), 1)
+            + _td(s.get("assessment_seconds"), 1)
             + _td(s.get("wall_seconds"), 1)
             + _td(s.get("peak_memory_mb"), 1)
             + "</tr>"
