@@ -43,6 +43,7 @@ from lifelong.assessment.metrics import (
     per_task_forgetting,
     per_task_plasticity,
     summarize,
+    time_summary,
 )
 from lifelong.engine.result import RunResult
 from lifelong.errors import ConfigError, DataError, LifelongError
@@ -218,6 +219,9 @@ def result_metrics(result: RunResult) -> dict[str, Any]:
             average_accuracy_curve=[],
         )
     out["learning_curve_area"] = learning_curve_area(result.curves)
+    times = time_summary(result)  # training and assessment time, kept apart
+    out.update(train_seconds=times["train_seconds"], assessment_seconds=times["assessment_seconds"],
+               task_assessment_seconds=times["task_assessment_seconds"])
     out.update(
         accuracy_matrix=[[_cell(v) for v in row] for row in result.accuracy],
         row_tasks=[list(map(int, r)) for r in result.row_tasks],
