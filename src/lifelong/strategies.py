@@ -11,7 +11,8 @@ Recipe``; :func:`build_strategy` builds one, :func:`compose` combines several::
     ewc_er = compose(["ewc", ("er", {"memory_size": 500})])
     train_stream(stream, model, ewc_er, TrainConfig(...))
 
-Consolidator strategies (ewc, online-ewc, si, l2, lwf, hft, agem, der, der++)
+Consolidator strategies (ewc, online-ewc, si, l2, lwf, hft, agem, der, der++,
+average, magmax, ema, slow-learner)
 pass their params to the consolidator of the same name (see
 :mod:`lifelong.consolidation`); ``lambda`` is accepted for ``lambda_``.
 Strategies with a memory take ``memory_size`` (default 200), ``buffer``
@@ -67,6 +68,10 @@ _TITLES = {
     "der": "Dark Experience Replay (Buzzega et al. 2020): match stored logits on replayed rows.",
     "lora": "LoRA per task (peft): each task trains its own low-rank adapter, then merges or keeps it.",
     "der++": "DER++ (Buzzega et al. 2020): stored-logit matching plus the label loss on replayed rows.",
+    "average": "Weight averaging: after each task the model is the mean of the task-end weights.",
+    "magmax": "MagMax (Marczak et al. 2024): per weight, keep the largest-magnitude task vector.",
+    "ema": "EMA of the weights during training, swapped in at each task end.",
+    "slow-learner": "Slow learner (SLCA, Zhang et al. 2023): per-module learning-rate multipliers, frozen embeddings.",
 }
 
 
@@ -125,7 +130,8 @@ def gdumb(memory_size: int = 200, buffer: str = "class-balanced", seed: int = 0)
     return Recipe(name="gdumb", memory=make_memory(memory_size, buffer, seed), pool="memory", reinit=True)
 
 
-for _name in ("ewc", "online-ewc", "si", "l2", "lwf", "hft", "freeze", "lora"):
+for _name in ("ewc", "online-ewc", "si", "l2", "lwf", "hft", "freeze", "lora", "average", "magmax", "ema",
+              "slow-learner"):
     STRATEGIES.register(_name)(_consolidator_strategy(_name))
 for _name in ("agem", "der", "der++"):
     STRATEGIES.register(_name)(_memory_consolidator_strategy(_name))
