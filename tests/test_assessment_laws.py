@@ -20,10 +20,11 @@ def grid():
     return r.ravel(), d.ravel()
 
 
-def test_general_loss_law_parameters_recovered_within_one_percent_from_exact_points():
-    truth = GeneralLossLaw(E=2.0, A=0.002, a=1.5, b=0.4)
+@pytest.mark.parametrize("truth, fit_law", [(GeneralLossLaw(E=2.0, A=0.002, a=1.5, b=0.4), fit_general_loss),
+                                             (DomainLossLaw(E=1.2, B=40.0, c=0.3), fit_domain_loss)])
+def test_mixture_laws_parameters_recovered_within_one_percent_from_exact_points(truth, fit_law):
     r, d = grid()
-    fit = fit_general_loss(r, d, truth.predict(r, d))
+    fit = fit_law(r, d, truth.predict(r, d))
     for k, v in truth.to_dict().items():
         assert getattr(fit, k) == pytest.approx(v, rel=0.01), k
 
@@ -36,14 +37,6 @@ def test_general_loss_law_fit_on_half_the_grid_predicts_the_other_half_within_on
     train = np.arange(len(r)) % 2 == 0
     fit = fit_general_loss(r[train], d[train], y[train])
     assert mean_relative_error(fit.predict(r[~train], d[~train]), y[~train]) < 0.01
-
-
-def test_domain_loss_law_recovered():
-    truth = DomainLossLaw(E=1.2, B=40.0, c=0.3)
-    r, d = grid()
-    fit = fit_domain_loss(r, d, truth.predict(r, d))
-    for k, v in truth.to_dict().items():
-        assert getattr(fit, k) == pytest.approx(v, rel=0.01), k
 
 
 def test_critical_mixture_ratio_meets_the_tolerance_exactly_and_is_clipped():
