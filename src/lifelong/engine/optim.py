@@ -32,7 +32,8 @@ def build_param_groups(model: nn.Module, consolidators: Iterable[Any], lr: float
     trainable = [p for p in model.parameters() if p.requires_grad]
     if not trainable:
         raise LifelongError("the model has no trainable parameters (every parameter is frozen).")
-    declared = [(c, g) for c in consolidators for g in [c.param_groups(model, lr)] if g is not None]
+    declared = [(c, g) for c in consolidators
+                for g in [c.param_groups(model, lr) if hasattr(c, "param_groups") else None] if g is not None]
     if len(declared) > 1:
         raise ConfigError("consolidators " + " and ".join(f"'{c.name}'" for c, _ in declared)
                           + " both set optimiser parameter groups; keep only one of them.")
