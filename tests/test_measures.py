@@ -100,6 +100,23 @@ def test_sampled_pass_at_k_at_low_temperature_is_greedy_exact_match(lm_case):
         pass_at_k_task(model, task, n=2, ks=(3,))
 
 
+def test_token_measures_callback_sits_next_to_the_accuracy_matrix():
+    pytest.importorskip("transformers")
+    from lifelong.data.benchmarks import BENCHMARKS
+    from lifelong.hf.measures import TokenMeasures
+    from lifelong.hf.models import tiny_causal_lm
+
+    stream = BENCHMARKS.get("arithmetic-skills")(seed=0, train_size=32, test_size=8, max_digits=1,
+                                                 skills=["add", "sub"], general_size=0)
+    model = tiny_causal_lm(stream, hidden=32, heads=2, layers=1, seed=0)
+    probe = TokenMeasures()
+    result = train_stream(stream, model, Recipe(), TrainConfig(steps=5, batch_size=8, optimizer="adamw", lr=1e-2,
+                                                                device="cpu"), callbacks=[probe])
+    assert [(r["after_task"], r["task"]) for r in probe.records] == [(0, 0), (0, 1), (1, 0), (1, 1)]
+    assert [r["exact_match"] for r in probe.records] == [a for row in result.accuracy for a in row]
+    assert all(0 <= r["token_accuracy"] <= 1 and r["token_loss"] > 0 for r in probe.records)
+
+
 # ----------------------------------------------------------------------------- re-alignment probe
 def blobs(dim: int = 8) -> Stream:
     g = torch.Generator().manual_seed(0)

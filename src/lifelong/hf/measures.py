@@ -6,7 +6,8 @@ and forgetting that exact match hides (answers drifting but still greedy-
 correct) is invisible. :func:`token_measures` reports, from the same
 teacher-forced pass, the token-level accuracy (share of completion tokens
 whose argmax is the reference token) and the mean token loss next to exact
-match. :func:`pass_at_k_task` samples ``n`` completions per test prompt and
+match (:class:`TokenMeasures` records them for every task at each task end of a run).
+:func:`pass_at_k_task` samples ``n`` completions per test prompt and
 reports the unbiased pass@k (:func:`lifelong.assessment.generation.pass_at_k`):
 what a user who samples sees, rather than the greedy answer alone.
 
@@ -23,6 +24,7 @@ from torch import nn
 
 from lifelong.assessment.generation import pass_at_k
 from lifelong.data.task import Stream, Task
+from lifelong.engine.callbacks import Callback
 from lifelong.errors import DataError
 from lifelong.hf.encoding import IGNORE, prompts_left_padded
 from lifelong.hf.objective import CausalLMObjective, _lm_fields, shifted
@@ -52,6 +54,21 @@ def stream_token_measures(model: nn.Module, stream: Stream, device: torch.device
                           objective: CausalLMObjective | None = None, batch_size: int = 256) -> list[dict[str, float]]:
     """:func:`token_measures` for every task of ``stream``, in order."""
     return [token_measures(model, t, device, objective, batch_size) for t in stream.tasks]
+
+
+class TokenMeasures(Callback):
+    """At every task end, :func:`token_measures` of every task of the stream (the run's own
+    objective); :attr:`records` holds one dict per (task end, task): ``after_task``, ``task``,
+    ``exact_match``, ``token_accuracy``, ``token_loss`` -- the accuracy matrix's neighbours."""
+
+    def __init__(self, batch_size: int = 256):
+        self.batch_size = int(batch_size)
+        self.records: list[dict[str, float]] = []
+
+    def on_task_end(self, ctx, row) -> None:
+        for j, task in enumerate(ctx.stream.tasks):
+            m = token_measures(ctx.model, task, ctx.device, ctx.objective, self.batch_size)
+            self.records.append({"after_task": ctx.task.index, "task": j, **m})
 
 
 @torch.no_grad()
