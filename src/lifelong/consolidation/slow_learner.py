@@ -28,7 +28,9 @@ class SlowLearner(Consolidator):
     parameter decides, parameters no pattern matches get ``default``. A factor
     of 0 freezes the parameter. ``freeze`` lists patterns frozen from the first
     task on (e.g. the embeddings: ``['*wte*', '*wpe*']`` for GPT-2,
-    ``['*embed_tokens*']`` for Llama). SLCA's observation: a pre-trained
+    ``['*embed_tokens*']`` for Llama); where the output layer is tied to the
+    token embeddings (GPT-2, tied Llama configs) it is the same parameter, listed
+    once under the embedding's name, so freezing one freezes both. SLCA's observation: a pre-trained
     representation trained with a much smaller rate than the classifier
     (0.01-0.1x) overfits each task far less, which removes most forgetting in
     the representation layer. Every pattern must match a parameter of the
