@@ -17,7 +17,7 @@ from lifelong.models import build_model
 from lifelong.strategies import STRATEGIES, build_strategy, compose
 
 ALL = ["naive", "joint", "cumulative", "er", "ewc", "online-ewc", "si", "l2", "lwf", "agem", "der", "der++",
-       "gdumb", "hft", "freeze"]
+       "gdumb", "hft", "freeze", "average", "magmax", "ema", "slow-learner"]
 #: strategies that keep every past example: not bounded-memory continual learners
 KEEPS_ALL_DATA = {"joint", "cumulative"}
 

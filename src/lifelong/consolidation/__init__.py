@@ -13,6 +13,10 @@ der / der++    logit replay (+ label replay) from memory (Buzzega et al. 2020)
 hft            each task trains a seeded random half of the parameter tensors (HFT, Hui et al. 2024)
 freeze         freeze named modules from some task on (e.g. the backbone)
 lora           one LoRA adapter per task, merged or kept (language models; lifelong/hf/lora.py)
+average        the model becomes the mean of the task-end weights (weight averaging of task checkpoints)
+magmax         per weight, the task vector of largest magnitude (MagMax, Marczak et al. 2024)
+ema            exponential moving average of the weights, swapped in at each task end
+slow-learner   per-module learning-rate multipliers and frozen embeddings (SLCA's slow learner)
 =============  =================================================================
 
 All of them are model-agnostic: they run the model through
@@ -33,18 +37,22 @@ from lifelong.consolidation.registry import CONSOLIDATORS
 
 # every consolidator, one line per method file (the import registers it)
 from lifelong.consolidation.agem import AGEM
+from lifelong.consolidation.average import Average
 from lifelong.consolidation.der import DER
 from lifelong.consolidation.der_pp import DERPlusPlus
+from lifelong.consolidation.ema import EMA
 from lifelong.consolidation.ewc import EWC
 from lifelong.consolidation.freeze import Freeze
 from lifelong.consolidation.hft import HFT
 from lifelong.consolidation.l2 import L2
 from lifelong.consolidation.lwf import LwF
+from lifelong.consolidation.magmax import MagMax
 from lifelong.consolidation.online_ewc import OnlineEWC
 from lifelong.consolidation.si import SI
+from lifelong.consolidation.slow_learner import SlowLearner
 
 #: DER++ by the name configs use
 DERPP = DERPlusPlus
 
-__all__ = ["Consolidator", "CONSOLIDATORS", "AGEM", "DER", "DERPlusPlus", "DERPP", "EWC", "Freeze", "HFT",
-           "L2", "LwF", "OnlineEWC", "SI"]
+__all__ = ["Consolidator", "CONSOLIDATORS", "AGEM", "Average", "DER", "DERPlusPlus", "DERPP", "EMA", "EWC", "Freeze",
+           "HFT", "L2", "LwF", "MagMax", "OnlineEWC", "SI", "SlowLearner"]

@@ -20,6 +20,11 @@ Hook order inside one training step::
 and around each task: ``before_task(ctx)`` (after the model has grown its head;
 the optimiser is built right after, so parameters frozen here are never given
 to it) and ``after_task(ctx)`` (e.g. EWC's Fisher).
+
+A consolidator may also shape the optimiser: ``param_groups(model, lr)``
+returns torch parameter groups (per-module learning rates, e.g. the slow
+learner); :func:`lifelong.engine.optim.make_optimizer` builds the optimiser
+from them.
 """
 
 from __future__ import annotations
@@ -71,6 +76,13 @@ class Consolidator:
 
     def after_task(self, ctx: "Context") -> None:
         pass
+
+    def param_groups(self, model: Any, lr: float) -> list[dict[str, Any]] | None:
+        """Optimiser parameter groups for ``model`` at base rate ``lr`` (dicts with ``params``
+        and ``lr``, as torch optimisers take them), or None to leave the optimiser alone.
+        Called after ``before_task``, when the optimiser is built; only parameters that
+        require grad may be listed (see :func:`lifelong.engine.optim.build_param_groups`)."""
+        return None
 
     def memory_extras(self, ctx: "Context", examples: "Examples") -> dict[str, Tensor]:
         """Extra per-sample fields to store in memory with ``examples`` (see ``memory_fields``)."""

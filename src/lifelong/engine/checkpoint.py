@@ -154,13 +154,12 @@ def restore_phase(teacher: "Teacher", ph: "Phase", state: dict[str, Any]) -> Non
     if ph.optimizer is not None and state.get("optimizer") is not None:
         ph.optimizer.load_state_dict(state["optimizer"])
         for group in ph.optimizer.param_groups:  # a resumed run may lower the rate (after a NaN)
-            group["lr"] = teacher.cfg.lr
+            group["lr"] = teacher.cfg.lr * group.get("lr_multiplier", 1.0)
         if ph.lr_scheduler is not None and state.get("lr_scheduler") is not None:
+            from lifelong.engine.optim import set_schedule_step
+
             ph.lr_scheduler.load_state_dict(state["lr_scheduler"])
-            ph.lr_scheduler.base_lrs = [teacher.cfg.lr for _ in ph.optimizer.param_groups]
-            step = ph.lr_scheduler.last_epoch
-            for group, base, fn in zip(ph.optimizer.param_groups, ph.lr_scheduler.base_lrs, ph.lr_scheduler.lr_lambdas):
-                group["lr"] = base * fn(step)
+            set_schedule_step(ph.lr_scheduler, ph.lr_scheduler.last_epoch, base_lr=teacher.cfg.lr)
     if teacher.scaler is not None and state.get("scaler"):
         teacher.scaler.load_state_dict(state["scaler"])
     for c, s in zip(teacher.consolidators, state["consolidators"]):

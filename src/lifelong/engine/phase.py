@@ -47,6 +47,7 @@ from lifelong.engine.config import Recipe, TrainConfig
 from lifelong.engine.context import Batch, Context
 from lifelong.engine.distributed import gather_feedback, world_size, wrap
 from lifelong.engine.objective import ClassificationObjective
+from lifelong.engine.optim import make_lr_scheduler, make_optimizer
 from lifelong.engine.pool import Pool, task_examples
 from lifelong.engine.resources import PeakMemory
 from lifelong.engine.result import RunResult
@@ -87,43 +88,6 @@ def make_objective(stream: Stream, model: nn.Module, **kwargs: Any):
 
         return CausalLMObjective(stream, **kwargs)
     return ClassificationObjective(stream)
-
-
-def make_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
-    params = [p for p in model.parameters() if p.requires_grad]
-    if not params:
-        raise LifelongError("the model has no trainable parameters (every parameter is frozen).")
-    if cfg.optimizer == "sgd":
-        return torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
-    if cfg.optimizer == "adam":
-        return torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
-    return torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
-
-
-def make_lr_scheduler(optimizer: torch.optim.Optimizer, cfg: TrainConfig, total: int, done: int = 0):
-    """The learning-rate schedule of ``cfg`` over ``total`` optimiser steps, ``done`` of them already
-    taken (a schedule over the whole stream continues where the last task left it). None for a
-    constant rate. Built by ``transformers.get_scheduler``, the schedules Trainer users know."""
-    if not cfg.uses_lr_scheduler:
-        return None
-    from lifelong.errors import require
-
-    transformers = require("transformers", "llm", f"train.lr_scheduler '{cfg.lr_scheduler}'")
-    warmup = cfg.warmup_steps or int(math.ceil(cfg.warmup_ratio * total))
-    name = "constant_with_warmup" if cfg.lr_scheduler == "constant" else cfg.lr_scheduler
-    kwargs = dict(cfg.lr_scheduler_kwargs or {})
-    if name == "warmup_stable_decay" and "num_decay_steps" not in kwargs:
-        kwargs["num_decay_steps"] = max(1, int(0.1 * total))  # the last 10% of the steps, a common choice
-    try:
-        sched = transformers.get_scheduler(name, optimizer, num_warmup_steps=warmup, num_training_steps=total,
-                                           scheduler_specific_kwargs=kwargs or None)
-    except TypeError as exc:
-        raise LifelongError(f"train.lr_scheduler_kwargs {kwargs} do not fit the '{name}' schedule ({exc}).") from None
-    if done:
-        sched.last_epoch = done
-        for group, base, fn in zip(optimizer.param_groups, sched.base_lrs, sched.lr_lambdas):
-            group["lr"] = base * fn(done)
-    return sched
 
 
 def evaluate_tasks(model: nn.Module, objective, tasks: Iterable[Task], device: torch.device,
@@ -437,7 +401,7 @@ class Teacher:
         optimizer = None
         if build_optimizer:
             if ctx.optimizer is None or cfg.reset_optimizer or params_changed(ctx.optimizer, model):
-                ctx.optimizer = make_optimizer(model, cfg)
+                ctx.optimizer = make_optimizer(model, cfg, self.consolidators)
             optimizer = ctx.optimizer
         if total_steps is not None:
             total = int(total_steps(pool.size))
