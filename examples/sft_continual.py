@@ -14,43 +14,23 @@ slipping. Offline, on CPU, in seconds with ``--steps 20``.
 
 from __future__ import annotations
 
-import argparse
 import os
 import tempfile
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-import transformers  # noqa: E402
-from transformers import AutoModelForCausalLM, AutoTokenizer  # noqa: E402
 from trl import SFTConfig, SFTTrainer  # noqa: E402
 
 from lifelong.consolidation import LwF  # noqa: E402
 from lifelong.curriculum.review.spaced import SpacedReview  # noqa: E402
-from lifelong.data.benchmarks import BENCHMARKS  # noqa: E402
 from lifelong.hf.trainer import ContinualTrainer  # noqa: E402
 from lifelong.memory import Reservoir  # noqa: E402
 
-from trainer_continual import hf_tokenizer, print_matrix, save_tiny_llama  # noqa: E402  (this folder)
+from trainer_continual import print_matrix, setup  # noqa: E402  (this folder: the same stream and model)
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--steps", type=int, default=150, help="optimiser steps per task")
-    ap.add_argument("--batch", type=int, default=16)
-    ap.add_argument("--lr", type=float, default=3e-3)
-    ap.add_argument("--out", default=None, help="the SFTTrainer's output_dir (default: a temporary folder)")
-    ap.add_argument("--seed", type=int, default=0)
-    a = ap.parse_args()
-    transformers.utils.logging.set_verbosity_error()
-    transformers.utils.logging.disable_progress_bar()
-
-    stream = BENCHMARKS.get("arithmetic-skills")(seed=a.seed, skills=["add", "sub", "mul"], max_digits=1,
-                                                train_size=400, test_size=60, general_size=0)
-    with tempfile.TemporaryDirectory(prefix="tiny-llama-") as folder:
-        save_tiny_llama(folder, hf_tokenizer(stream), stream.info["max_length"], a.seed)
-        model = AutoModelForCausalLM.from_pretrained(folder)
-        tokenizer = AutoTokenizer.from_pretrained(folder)
-
+    a, stream, model, tokenizer = setup(__doc__.splitlines()[0])
     out = a.out or tempfile.mkdtemp(prefix="sft-continual-")
     args = SFTConfig(
         output_dir=out, per_device_train_batch_size=a.batch, learning_rate=a.lr, max_steps=a.steps,

@@ -68,8 +68,9 @@ def print_matrix(result) -> None:
     print(f"forgetting: {fgt:.3f}" if fgt is not None else "forgetting: n/a")
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def setup(description: str):
+    """Command-line options, the three-task stream, and the model and tokenizer loaded from their folder."""
+    ap = argparse.ArgumentParser(description=description)
     ap.add_argument("--steps", type=int, default=150, help="optimiser steps per task")
     ap.add_argument("--batch", type=int, default=16)
     ap.add_argument("--lr", type=float, default=3e-3)
@@ -85,7 +86,11 @@ def main() -> None:
         save_tiny_llama(folder, hf_tokenizer(stream), stream.info["max_length"], a.seed)
         model = AutoModelForCausalLM.from_pretrained(folder)   # your model folder or Hub name
         tokenizer = AutoTokenizer.from_pretrained(folder)
+    return a, stream, model, tokenizer
 
+
+def main() -> None:
+    a, stream, model, tokenizer = setup(__doc__.splitlines()[0])
     out = a.out or tempfile.mkdtemp(prefix="trainer-continual-")
     trainer = Trainer(
         model=model, processing_class=tokenizer,

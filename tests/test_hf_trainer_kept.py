@@ -22,11 +22,14 @@ from lifelong.hf.trainer import ContinualTrainer  # noqa: E402
 STEPS, BATCH = 4, 8
 
 
-class Losses(Callback):
+class StepLosses(Callback):
+    """Each optimiser step's loss, checking both drivers count the run's steps 1, 2, 3, ..."""
+
     def __init__(self):
-        self.losses = []
+        self.losses: list[float] = []
 
     def on_step_end(self, ctx, loss):
+        assert ctx.global_step == len(self.losses) + 1
         self.losses.append(loss)
 
 
@@ -49,7 +52,7 @@ def _args(tmp_path, **kw):
 
 
 def _loop(stream, **cfg):
-    log = Losses()
+    log = StepLosses()
     base = dict(steps=STEPS, batch_size=BATCH, optimizer="adamw", lr=5e-3, device="cpu", seed=0, eval_batch_size=32,
                 log_every=0)
     base.update(cfg)
@@ -59,7 +62,7 @@ def _loop(stream, **cfg):
 
 
 def _trainer(stream, args, optimizers=None):
-    log = Losses()
+    log = StepLosses()
     model = _model(stream)
     opts = optimizers(model) if optimizers is not None else (None, None)
     trainer = transformers.Trainer(model=model, args=args, optimizers=opts)
