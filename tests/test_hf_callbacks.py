@@ -220,3 +220,22 @@ def test_user_args_and_bad_callbacks(stream, tmp_path):
         TrainerCallbackAdapter([object()])
     with pytest.raises(ConfigError, match="TrainingArguments"):
         TrainerCallbackAdapter([rec], args={"output_dir": "x"})
+
+
+def test_through_continual_trainer_one_axis_too(stream, tmp_path):
+    """Passed to ContinualTrainer(callbacks=...), the adapter sees the run's global step, not the
+    per-task step the wrapped Trainer's own state restarts from at each task."""
+    from lifelong.hf.trainer import ContinualTrainer
+
+    rec = Recorder()
+    args = transformers.TrainingArguments(
+        output_dir=str(tmp_path / "t"), per_device_train_batch_size=8, learning_rate=5e-3, max_steps=STEPS,
+        report_to=[], use_cpu=True, logging_strategy="no", save_strategy="no", disable_tqdm=True, seed=0)
+    trainer = transformers.Trainer(model=_model(stream), args=args)
+    adapter = TrainerCallbackAdapter([rec], output_dir=tmp_path / "cb", log_every=LOG)
+    result = ContinualTrainer(trainer, stream, seed=0, eval_batch_size=32, callbacks=[adapter]).fit()
+    n = len(stream)
+    assert [e[1] for e in rec.names("step_end")] == list(range(1, n * STEPS + 1))
+    assert [e[1] for e in rec.names("evaluate")] == [STEPS * (i + 1) for i in range(n)]
+    assert [e[4][f"eval_acc/{stream.task_names[-1]}"] for e in rec.names("evaluate")] == pytest.approx(
+        [row[-1] for row in result.accuracy])

@@ -137,6 +137,15 @@ class TrainerCallbackAdapter(Callback):
         cfg = ctx.config
         out = str(self.output_dir) if self.output_dir is not None else tempfile.mkdtemp(prefix="lifelong-hf-cb-")
         world = max(1, _world_size())
+        extra: dict[str, Any] = {}
+        try:
+            from accelerate.state import PartialState
+        except ImportError:  # pragma: no cover - transformers' Trainer needs accelerate
+            PartialState = None
+        if PartialState is not None and PartialState._shared_state:
+            # a live accelerate state (e.g. ContinualTrainer's Trainer, or accelerate launch) is reused: new
+            # TrainingArguments would otherwise reset it under the running Trainer
+            extra["accelerator_config"] = {"use_configured_state": True}
         return self._tf.TrainingArguments(
             output_dir=out, learning_rate=float(cfg.lr), per_device_train_batch_size=max(1, cfg.batch_size // world),
             gradient_accumulation_steps=int(cfg.gradient_accumulation_steps), seed=int(cfg.seed),
@@ -144,7 +153,7 @@ class TrainerCallbackAdapter(Callback):
             weight_decay=float(cfg.weight_decay), max_grad_norm=float(cfg.clip_norm),
             warmup_steps=int(cfg.warmup_steps), logging_steps=int(cfg.log_every) or 500,
             per_device_eval_batch_size=int(cfg.eval_batch_size), report_to=[], save_strategy="no",
-            use_cpu=ctx.device.type == "cpu", disable_tqdm=True)
+            use_cpu=ctx.device.type == "cpu", disable_tqdm=True, **extra)
 
     def _estimate_max_steps(self, ctx) -> int:
         """Steps of the run: those taken, the current task's plan, and an estimate for the tasks after it
