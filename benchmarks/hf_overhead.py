@@ -1,4 +1,4 @@
-"""Tokens per second: our Trainer integration vs a plain ``transformers.Trainer``.
+"""Tokens per second: our Trainer integration vs a plain ``transformers.Trainer``, and vs a plain TRL ``SFTTrainer``.
 
 Same tiny GPT-2, same tokenised arithmetic data, same batch size, optimiser
 and number of steps, in one process. The plain Trainer gets the rows as a list
@@ -10,8 +10,17 @@ collator, compute_loss hook) with the uniform schedule. Runs alternate
 ratio of medians is reported. Tokens counted = non-padding tokens of the rows
 trained on (identical batch shapes on both sides: 16 rows per step).
 
+The same comparison for TRL's ``SFTTrainer`` (skipped when trl is not
+installed): a plain ``SFTTrainer`` on the task's processed rows
+(``input_ids`` + ``completion_mask``, its own padding collator and loss) against
+``ContinualTrainer.build(SFTTrainer, ...)`` on the same model, data, batch,
+optimiser and steps. Both fp32 on CPU: SFTConfig's defaults (bf16 autocast,
+activation checkpointing) are turned off on both sides. Trainer construction
+(SFTTrainer's dataset preparation) is outside the timed region on both sides.
+
 Usage: python benchmarks/hf_overhead.py [--repeats 5] [--steps 150]
-Last line: ``hf_overhead_ratio: X`` (plain tokens/s / ours tokens/s; <= 1.05 is the target).
+Last lines: ``hf_overhead_ratio_sft: X`` then ``hf_overhead_ratio: X`` (plain tokens/s / ours
+tokens/s, the plain-Trainer one last; <= 1.05 is the target).
 """
 
 from __future__ import annotations
@@ -41,7 +50,7 @@ def main() -> None:
 
     from lifelong.data.benchmarks import BENCHMARKS
     from lifelong.hf.models import tiny_causal_lm
-    from lifelong.hf.trainer import ContinualTrainer, LMCollator
+    from lifelong.hf.trainer import ContinualTrainer, LMCollator, task_dataset
 
     transformers.utils.logging.set_verbosity_error()
     stream = BENCHMARKS.get("arithmetic-skills")(seed=0, train_size=2000, test_size=16, max_digits=3, skills=["add"])
@@ -73,16 +82,63 @@ def main() -> None:
         cl.fit()
         return a.steps * a.batch * tokens_per_row / (time.perf_counter() - t0)
 
-    run_plain(), run_ours()  # warm-up (imports, allocator)
-    plain, ours = [], []
-    for r in range(a.repeats):
-        for name, fn, acc in (("plain", run_plain, plain), ("ours", run_ours, ours))[:: 1 if r % 2 == 0 else -1]:
-            acc.append(fn())
-            print(f"repeat {r} {name:5s} {acc[-1]:10.0f} tokens/s", flush=True)
-    p, o = statistics.median(plain), statistics.median(ours)
-    print(f"plain transformers.Trainer : {p:10.0f} tokens/s (median of {a.repeats})")
-    print(f"lifelong ContinualTrainer  : {o:10.0f} tokens/s (median of {a.repeats})")
-    print(f"hf_overhead_ratio: {p / o:.3f}")
+    def compare(label: str, run_plain, run_ours) -> float:
+        """Alternate plain and ours (after one warm-up each); the ratio of median tokens/s."""
+        run_plain(), run_ours()  # warm-up (imports, allocator)
+        plain, ours = [], []
+        for r in range(a.repeats):
+            for name, fn, acc in (("plain", run_plain, plain), ("ours", run_ours, ours))[:: 1 if r % 2 == 0 else -1]:
+                acc.append(fn())
+                print(f"{label} repeat {r} {name:5s} {acc[-1]:10.0f} tokens/s", flush=True)
+        p, o = statistics.median(plain), statistics.median(ours)
+        print(f"plain {label:14s}: {p:10.0f} tokens/s (median of {a.repeats})")
+        print(f"ContinualTrainer({label}): {o:10.0f} tokens/s (median of {a.repeats})")
+        return p / o
+
+    ratio = compare("Trainer", run_plain, run_ours)
+    ratio_sft = sft_ratio(a, stream, fresh_model, out, tokens_per_row, compare, task_dataset)
+    print(f"hf_overhead_ratio (Trainer): {ratio:.3f}")
+    if ratio_sft is not None:
+        print(f"hf_overhead_ratio_sft: {ratio_sft:.3f}")
+    print(f"hf_overhead_ratio: {ratio:.3f}")
+
+
+def sft_ratio(a, stream, fresh_model, out, tokens_per_row, compare, task_dataset) -> float | None:
+    """Plain ``SFTTrainer`` vs ``ContinualTrainer.build(SFTTrainer, ...)``; None without trl."""
+    try:
+        import trl
+    except ImportError:
+        print("trl is not installed: the SFTTrainer comparison is skipped (pip install 'lifelong[llm]')")
+        return None
+    from lifelong.hf.trainer import ContinualTrainer
+
+    import datasets
+
+    datasets.disable_progress_bars()
+    tokenizer = stream.info["tokenizer"].to_hf()
+    rows = task_dataset(stream[0])
+
+    def args() -> "trl.SFTConfig":
+        return trl.SFTConfig(
+            output_dir=out, per_device_train_batch_size=a.batch, learning_rate=1e-3, max_steps=a.steps,
+            report_to=[], use_cpu=True, logging_strategy="no", save_strategy="no", disable_tqdm=True,
+            lr_scheduler_type="constant", seed=0, dataloader_num_workers=0, bf16=False,
+            activation_checkpointing=False)
+
+    def run_plain() -> float:
+        trainer = trl.SFTTrainer(model=fresh_model(), args=args(), train_dataset=rows, processing_class=tokenizer)
+        t0 = time.perf_counter()
+        trainer.train()
+        return a.steps * a.batch * tokens_per_row / (time.perf_counter() - t0)
+
+    def run_ours() -> float:
+        cl = ContinualTrainer.build(trl.SFTTrainer, stream, model=fresh_model(), args=args(),
+                                    processing_class=tokenizer, steps=a.steps, evaluate=False)
+        t0 = time.perf_counter()
+        cl.fit()
+        return a.steps * a.batch * tokens_per_row / (time.perf_counter() - t0)
+
+    return compare("SFTTrainer", run_plain, run_ours)
 
 
 if __name__ == "__main__":
