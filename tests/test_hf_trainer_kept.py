@@ -70,10 +70,6 @@ def _trainer(stream, args, optimizers=None):
     return trainer, result, log.losses
 
 
-@pytest.mark.xfail(raises=AttributeError, strict=True, reason=(
-    "hf/trainer.py: from the second task on, trainer.optimizer is accelerate's AcceleratedOptimizer wrapping the "
-    "user's; ContinualTrainer._hook_optimizer must hook the wrapped torch optimiser (unwrap .optimizer), else "
-    "register_step_pre_hook raises. Remove this mark with that fix."))
 def test_the_users_optimizer_and_scheduler_are_kept(stream, tmp_path):
     """SGD(lr=0.05) passed with optimizers=: the loop's numbers with SGD, lr 0.05 -- not AdamW's."""
     box = {}

@@ -68,6 +68,9 @@ class Context:
     global_step: int = 0   # optimiser steps taken in the run
     total_steps: int = 0   # planned steps for this task
     last_loss: float = float("nan")
+    #: set (to the reason) by an observer that asks the run to stop: the driver stops at the next step
+    #: boundary, after a checkpoint, keeping the results (e.g. a TrainerCallback's should_training_stop)
+    stop: str | None = None
     extras: dict[str, Any] = field(default_factory=dict)
 
     @property

@@ -109,7 +109,7 @@ def train_stream(
                         value += loss / accumulate
                     _optimise(teacher, ph, batch)
                     teacher.after_step(ph, value)
-                    if stop.requested:
+                    if stop.requested or teacher.ctx.stop:
                         save(ph)
                         raise KeyboardInterrupt
                     if cfg.checkpoint_every and teacher.ctx.step % cfg.checkpoint_every == 0 \
@@ -117,6 +117,8 @@ def train_stream(
                         save(ph)
                 teacher.end_phase(ph)
                 save(ph, phase_done=True)
+                if teacher.ctx.stop and index + 1 < len(teacher.phases):
+                    raise KeyboardInterrupt(teacher.ctx.stop)
         except (LifelongError, KeyboardInterrupt) as exc:
             exc.result = teacher.finish(exc)  # type: ignore[attr-defined]
             raise

@@ -360,6 +360,9 @@ class ContinualTrainer:
 
     # -- pieces called from the Trainer ------------------------------------------------
     def _hook_optimizer(self, opt: torch.optim.Optimizer) -> None:
+        # after a first train(), a user's optimiser is wrapped by accelerate: the hooks go on the torch one
+        while isinstance(getattr(opt, "optimizer", None), torch.optim.Optimizer):
+            opt = opt.optimizer
         self.teacher.ctx.optimizer = opt
         if id(opt) in self._hooked:
             return
@@ -372,6 +375,8 @@ class ContinualTrainer:
         def post(_opt, _args, _kwargs):
             if self.phase is not None and self._last is not None:
                 self.teacher.after_step(self.phase, self._last[1])
+                if self.teacher.ctx.stop:  # a callback asked the run to stop: end this task's train() now
+                    self.trainer.control.should_training_stop = True
 
         opt.register_step_pre_hook(pre)
         opt.register_step_post_hook(post)
@@ -440,6 +445,8 @@ class ContinualTrainer:
                 if not self._user_optimizer:
                     trainer.optimizer, trainer.lr_scheduler = None, None
                 trainer.train()
+                if teacher.ctx.stop:
+                    raise KeyboardInterrupt(teacher.ctx.stop)
                 offset = teacher.ctx.global_step - ph.total
                 self.log_history.extend({**row, "task": index, "run_step": offset + int(row.get("step", 0))}
                                         for row in trainer.state.log_history)
