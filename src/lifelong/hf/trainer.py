@@ -447,6 +447,9 @@ class ContinualTrainer:
                 trainer.train()
                 if teacher.ctx.stop:
                     raise KeyboardInterrupt(teacher.ctx.stop)
+                if int(trainer.state.global_step) < ph.total:  # a TrainerCallback ended this task's train() early
+                    raise KeyboardInterrupt(f"training stopped in task '{ph.task.name}' after {trainer.state.global_step} "
+                                            f"of {ph.total} steps (control.should_training_stop); results so far kept")
                 offset = teacher.ctx.global_step - ph.total
                 self.log_history.extend({**row, "task": index, "run_step": offset + int(row.get("step", 0))}
                                         for row in trainer.state.log_history)
