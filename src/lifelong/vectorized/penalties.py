@@ -1,0 +1,181 @@
+"""Consolidator penalties for stacked runs: the same terms as the consolidators' ``penalty``, for R runs at once.
+
+Each class here mirrors one family of :mod:`lifelong.consolidation` methods.
+It reads the state the runs' own consolidator objects hold (those objects
+still do their task-end work, e.g. EWC's Fisher, on each run's real model),
+stacks it at each task start, and returns one penalty per run (``[R]``)
+computed with the same operations, in the same order, as the unbatched
+``penalty``: gradients of these terms are element-wise, so each run's
+gradient is bit for bit its own.
+
+:data:`PENALTIES` maps consolidator classes to these; anything else is
+reported as not vectorisable.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+import torch
+from torch import Tensor
+
+from lifelong.consolidation.der import DER
+from lifelong.consolidation.der_pp import DERPlusPlus
+from lifelong.consolidation.ewc import EWC
+from lifelong.consolidation.l2 import L2
+from lifelong.consolidation.online_ewc import OnlineEWC
+
+
+def _expand(t: Tensor, like: Tensor) -> Tensor:
+    """``t`` ([R] or [R, ...]) viewed so that it broadcasts against ``like`` ([R, ...])."""
+    return t.view(t.shape + (1,) * (like.dim() - t.dim()))
+
+
+class StepData:
+    """What a penalty may use at one step: the stacked model, the batch, the runs' memories and RNGs."""
+
+    def __init__(self, model, out: Tensor, data: dict[str, Tensor], memory: "StackedMemory | None",
+                 generators: list[torch.Generator], objective_forward: Callable[[Tensor, dict[str, Tensor]], Tensor]):
+        self.model, self.out, self.data, self.memory = model, out, data, memory
+        self.generators = generators
+        self.objective_forward = objective_forward
+
+
+class StackedMemory:
+    """The runs' replay memories as ``[R, filled, ...]`` tensors (constant during a task)."""
+
+    def __init__(self, memories: list[Any], device: torch.device):
+        self.sizes = [len(m) for m in memories]
+        self.filled = max(self.sizes) if memories else 0
+        self.fields: dict[str, Tensor] = {}
+        if self.filled == 0:
+            return
+        names = set(memories[0].examples)
+        for m in memories[1:]:
+            names &= set(m.examples)
+        for name in sorted(names):
+            parts = [m.examples[name] for m in memories]
+            out = torch.zeros((len(parts), self.filled, *parts[0].shape[1:]), dtype=parts[0].dtype)
+            for r, p in enumerate(parts):
+                out[r, : len(p)] = p
+            self.fields[name] = out.to(device)
+
+    def __len__(self) -> int:
+        return self.filled
+
+    def take(self, idx: Tensor) -> dict[str, Tensor]:
+        """Rows ``idx[r]`` of run r's memory, for every run (``idx``: [R, n])."""
+        rows = torch.arange(idx.shape[0]).unsqueeze(1)
+        return {k: v[rows, idx] for k, v in self.fields.items()}
+
+    def sample(self, n: int, generators: list[torch.Generator]) -> dict[str, Tensor] | None:
+        """``Context.memory_sample(n)`` for every run, each with its own global-RNG stream."""
+        if self.filled == 0:
+            return None
+        counts = {min(n, s) for s in self.sizes}
+        if len(counts) != 1:
+            raise RuntimeError("the runs' memories hold different numbers of rows; they cannot share a batch")
+        k = counts.pop()
+        idx = torch.stack([torch.randint(s, (k,), generator=g) for s, g in zip(self.sizes, generators)])
+        return self.take(idx)
+
+
+class StackedQuadratic:
+    """EWC, online EWC and L2: ``(lambda/2) * (sum_i w_i (theta_i - anchor_i)^2 + constant)`` per run."""
+
+    def __init__(self, consolidators: list[Any]):
+        self.items = consolidators
+        self.weights: dict[str, Tensor] = {}
+        self.anchors: dict[str, Tensor] = {}
+
+    def start_task(self, device: torch.device, names: list[str]) -> None:
+        first = self.items[0]
+        weight_of = (lambda c: c.ones) if isinstance(first, L2) else (lambda c: c.importance)
+        self.weights, self.anchors = {}, {}
+        for n in names:
+            ws = [weight_of(c).get(n) for c in self.items]
+            if any(w is None for w in ws):
+                continue
+            self.weights[n] = torch.stack(ws).to(device)
+            self.anchors[n] = torch.stack([c.anchor[n] for c in self.items]).to(device)
+        self.coef = torch.tensor([0.5 * c.lambda_ for c in self.items], dtype=torch.float32, device=device)
+        self.constant = torch.tensor([float(getattr(c, "constant", 0.0)) for c in self.items],
+                                     dtype=torch.float32, device=device)
+
+    def penalty(self, step: StepData) -> Tensor | None:
+        total = None
+        params = step.model.params
+        for n in step.model.names:
+            w = self.weights.get(n)
+            if w is None:
+                continue
+            p, a = params[n], self.anchors[n]
+            term = (_expand(w, p) * (p - a) ** 2).flatten(1).sum(1)
+            total = term if total is None else total + term
+        return None if total is None else self.coef * (total + self.constant)
+
+
+def _masked_mse(current: Tensor, stored: Tensor) -> Tensor:
+    """:func:`lifelong.consolidation.der.masked_mse` per run (``[R, n, C]`` -> ``[R]``)."""
+    idx = (slice(None),) + tuple(slice(0, min(a, b)) for a, b in zip(current.shape[1:], stored.shape[1:]))
+    cur, old = current[idx].float(), stored[idx].to(current.device).float()
+    valid = torch.isfinite(cur) & torch.isfinite(old)
+    diff = torch.where(valid, cur - torch.nan_to_num(old), torch.zeros_like(cur))
+    return (diff ** 2).flatten(1).sum(1) / valid.flatten(1).sum(1).clamp_min(1)
+
+
+class StackedDER:
+    """DER (alpha * logit MSE on replayed rows) and DER++ (plus beta * their label loss)."""
+
+    def __init__(self, consolidators: list[Any], batch_size: int):
+        self.items = consolidators
+        self.plus = isinstance(consolidators[0], DERPlusPlus)
+        self.n = consolidators[0].batch_size or batch_size
+
+    def start_task(self, device: torch.device, names: list[str]) -> None:
+        self.alpha = torch.tensor([c.alpha for c in self.items], dtype=torch.float32, device=device)
+        if self.plus:
+            self.beta = torch.tensor([c.beta for c in self.items], dtype=torch.float32, device=device)
+
+    def penalty(self, step: StepData) -> Tensor | None:
+        if step.memory is None:
+            return None
+        mem = step.memory.sample(self.n, step.generators)
+        if mem is None or "logits" not in mem:
+            return None
+        logit = _masked_mse(step.model.forward(mem["x"]), mem["logits"])
+        if not self.plus:
+            return self.alpha * logit
+        mem2 = step.memory.sample(self.n, step.generators)
+        out2 = step.objective_forward(step.model.forward(mem2["x"]), mem2)
+        r, n, c = out2.shape
+        label = torch.nn.functional.cross_entropy(out2.reshape(r * n, c).float(), mem2["y"].reshape(-1).long(),
+                                                  reduction="none").view(r, n).mean(1)
+        return self.alpha * logit + self.beta * label
+
+
+def _same_class(items: list[Any]) -> bool:
+    return len({type(c) for c in items}) == 1
+
+
+#: consolidator classes with a stacked counterpart
+PENALTIES: dict[type, Callable[..., Any]] = {
+    EWC: lambda items, bs: StackedQuadratic(items),
+    OnlineEWC: lambda items, bs: StackedQuadratic(items),
+    L2: lambda items, bs: StackedQuadratic(items),
+    DER: lambda items, bs: StackedDER(items, bs),
+    DERPlusPlus: lambda items, bs: StackedDER(items, bs),
+}
+
+
+def stacked_penalties(per_run: list[list[Any]], batch_size: int) -> list[Any]:
+    """One stacked penalty per consolidator position (the runs' i-th consolidators stacked)."""
+    out = []
+    for i in range(len(per_run[0])):
+        items = [cs[i] for cs in per_run]
+        if not _same_class(items) or type(items[0]) not in PENALTIES:
+            raise ValueError(f"consolidator '{getattr(items[0], 'name', type(items[0]).__name__)}' has no stacked form")
+        if isinstance(items[0], DER) and len({c.batch_size for c in items}) != 1:
+            raise ValueError("DER runs with different batch_size cannot share a batch")
+        out.append(PENALTIES[type(items[0])](items, batch_size))
+    return out
