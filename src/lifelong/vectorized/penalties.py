@@ -19,6 +19,7 @@ from typing import Any, Callable
 import torch
 from torch import Tensor
 
+from lifelong.consolidation._util import task_sample, trainable
 from lifelong.consolidation.der import DER
 from lifelong.consolidation.der_pp import DERPlusPlus
 from lifelong.consolidation.ewc import EWC
@@ -114,6 +115,56 @@ class StackedQuadratic:
             total = term if total is None else total + term
         return None if total is None else self.coef * (total + self.constant)
 
+    def after_task(self, ctxs: list[Any], model, forward: Callable[[Tensor, dict[str, Tensor]], Tensor]) -> bool:
+        """EWC's and online EWC's task-end Fisher for every run at once; False when the runs must do it alone.
+
+        :func:`lifelong.consolidation._util.empirical_fisher` on each run's own
+        sample (``task_sample`` with the run's seed), batch for batch: the
+        runs' batches are stacked, so R runs cost one pass over the sample.
+        Each run's consolidator then folds its Fisher in with its own method.
+        """
+        first = self.items[0]
+        if not isinstance(first, (EWC, OnlineEWC)) or type(first).fisher is not EWC.fisher and isinstance(first, EWC):
+            return False
+        if len({(c.samples, c.fisher_batch) for c in self.items}) != 1:
+            return False
+        datas = [task_sample(ctx, c.samples, c.seed * 7919 + ctx.task_index) for c, ctx in zip(self.items, ctxs)]
+        if len({d.size for d in datas}) != 1:
+            return False
+        fisher = stacked_fisher(model, datas, first.fisher_batch, ctxs[0].device, forward)
+        for r, (c, ctx) in enumerate(zip(self.items, ctxs)):
+            own = {n: f[r] for n, f in fisher.items()}
+            weights = trainable(ctx.model)
+            if isinstance(c, EWC):
+                c.consolidate(own, dict(weights.items()))
+            else:
+                c.accumulate(own, {n: p.detach() for n, p in weights.items()})
+        return True
+
+
+def stacked_fisher(model, datas: list[Any], batch_size: int, device: torch.device,
+                   forward: Callable[[Tensor, dict[str, Tensor]], Tensor]) -> dict[str, Tensor]:
+    """:func:`~lifelong.consolidation._util.empirical_fisher` of every run (``[R, ...]`` per parameter),
+    run r on ``datas[r]``, with the same batches and accumulation order."""
+    names = model.names
+    tensors = [model.params[n] for n in names]
+    fisher = {n: torch.zeros_like(p.detach()) for n, p in model.params.items()}
+    size, step = datas[0].size, max(1, int(batch_size))
+    for start in range(0, size, step):
+        parts = [d.take(slice(start, start + step)) for d in datas]
+        part = {k: torch.stack([p[k] for p in parts]).to(device) for k in parts[0]}
+        out = forward(model.forward(part["x"]), part)
+        r, n, c = out.shape
+        loss = torch.nn.functional.cross_entropy(out.reshape(r * n, c), part["y"].reshape(-1).long(),
+                                                 reduction="none").view(r, n).float().mean(1)
+        grads = torch.autograd.grad(loss.sum(), tensors, allow_unused=True)
+        for name, g in zip(names, grads):
+            if g is not None:
+                fisher[name] += g.detach() ** 2 * parts[0].size
+    for name in fisher:
+        fisher[name] /= max(1, size)
+    return fisher
+
 
 def _masked_mse(current: Tensor, stored: Tensor) -> Tensor:
     """:func:`lifelong.consolidation.der.masked_mse` per run (``[R, n, C]`` -> ``[R]``)."""
@@ -125,6 +176,8 @@ def _masked_mse(current: Tensor, stored: Tensor) -> Tensor:
 
 
 class StackedDER:
+    after_task = None  # DER's task-end work is its memory extras, done per run
+
     """DER (alpha * logit MSE on replayed rows) and DER++ (plus beta * their label loss)."""
 
     def __init__(self, consolidators: list[Any], batch_size: int):

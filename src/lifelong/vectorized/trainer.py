@@ -379,12 +379,20 @@ def _train_phase(runs: list[_Run], alive: list[int], stacked: StackedModel, phas
     # -- wrap up ----------------------------------------------------------------------------------------
     seconds = (time.perf_counter() - t_task) / len(group)
     peak_bytes = peak.peak()
+    models = [stacked.sync(k) for k in range(len(group))]
+    # consolidators' task-end work: stacked where it has a stacked form (EWC's Fisher), else run by run;
+    # runs and consolidators are independent of each other, so the order across them does not matter
+    done = []
+    for pen in state.penalties:
+        hook = getattr(pen, "after_task", None)
+        done.append(bool(hook and hook([r.ctx for r in group], stacked, state.mask)))
     for k, run in enumerate(group):
-        model = stacked.sync(k)
+        model = models[k]
         ctx, recipe, stream, cfg = run.ctx, run.recipe, run.spec.stream, run.cfg
         with run.own_rng():
-            for c in recipe.consolidators:
-                c.after_task(ctx)
+            for c, stacked_done in zip(recipe.consolidators, done):
+                if not stacked_done:
+                    c.after_task(ctx)
             memory = recipe.memory
             if memory is not None:
                 fields = tuple(dict.fromkeys(f for c in recipe.consolidators for f in c.memory_fields))
