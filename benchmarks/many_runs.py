@@ -11,7 +11,11 @@ with momentum), run
       writing the same run folders.
 
 Every way is timed from the outside (process start-up, imports and data
-included; the data cache is warmed first so every way gets it). Printed: the
+included; the data cache is warmed first so every way gets it). Every
+process runs with ``--threads`` torch threads (default 1, through
+OMP_NUM_THREADS): on a shared 2-core machine two threads per process spend
+most of their time waiting for each other (a vectorised grid took 243 s with
+2 threads against 14 s with 1 at a load average of 9). Printed: the
 wall time of each, the speed-ups, and the largest difference between (a) and
 (c) of any run's final accuracy (and of any entry of its accuracy matrix).
 Last line: ``many_runs_speedup: X`` = (a) / (c).
@@ -48,8 +52,12 @@ def python() -> list[str]:
     return [sys.executable]
 
 
+THREADS = "1"
+
+
 def env() -> dict[str, str]:
     e = dict(os.environ)
+    e["OMP_NUM_THREADS"] = THREADS
     src = str(Path(__file__).resolve().parents[1] / "src")
     e["PYTHONPATH"] = src + (os.pathsep + e["PYTHONPATH"] if e.get("PYTHONPATH") else "")
     return e
@@ -130,11 +138,14 @@ def main() -> None:
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--seeds", type=int, default=None)
     ap.add_argument("--skip-b", action="store_true", help="skip `lifelong compare` (b)")
+    ap.add_argument("--threads", type=int, default=1, help="torch threads per process (OMP_NUM_THREADS)")
     ap.add_argument("--vectorised-worker", nargs=2, metavar=("GRIDS", "OUT"), help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.vectorised_worker:
         vectorised_worker(*args.vectorised_worker)
         return
+    global THREADS
+    THREADS = str(args.threads)
     seeds = list(range(args.seeds or (2 if args.quick else 8)))
     benches = BENCHMARKS[:1] if args.quick else BENCHMARKS
     grids = {b: grid(b, seeds) for b in benches}
@@ -160,8 +171,9 @@ def main() -> None:
     finally:
         shutil.rmtree(root, ignore_errors=True)
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     print(f"{n_runs} runs ({len(seeds)} seeds x {len(STRATEGIES)} strategies x {len(benches)} benchmarks), "
-          f"{cores} cores")
+          f"{cores} cores, {THREADS} torch thread(s) per process, load average {load:.1f} at the end")
     print(f"{'way':<26}{'wall s':>9}{'s/run':>8}{'speed-up vs (a)':>17}")
     base = t["(a) one process per run"]
     for k, v in t.items():

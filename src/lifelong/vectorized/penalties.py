@@ -146,6 +146,8 @@ def stacked_fisher(model, datas: list[Any], batch_size: int, device: torch.devic
                    forward: Callable[[Tensor, dict[str, Tensor]], Tensor]) -> dict[str, Tensor]:
     """:func:`~lifelong.consolidation._util.empirical_fisher` of every run (``[R, ...]`` per parameter),
     run r on ``datas[r]``, with the same batches and accumulation order."""
+    if int(batch_size) == 1 and all(op.kind != "act" or op.fn is torch.relu for op in model.ops):
+        return _per_example_fisher(model, datas, device, forward)
     names = model.names
     tensors = [model.params[n] for n in names]
     fisher = {n: torch.zeros_like(p.detach()) for n, p in model.params.items()}
@@ -163,6 +165,59 @@ def stacked_fisher(model, datas: list[Any], batch_size: int, device: torch.devic
                 fisher[name] += g.detach() ** 2 * parts[0].size
     for name in fisher:
         fisher[name] /= max(1, size)
+    return fisher
+
+
+@torch.no_grad()
+def _per_example_fisher(model, datas: list[Any], device: torch.device,
+                        forward: Callable[[Tensor, dict[str, Tensor]], Tensor]) -> dict[str, Tensor]:
+    """The ``fisher_batch=1`` case (EWC's default) with the backward pass written out.
+
+    One example per run at a time, as the unbatched loop does; single-row
+    products are computed run by run with ``addmm``/``mm`` (the unbatched
+    kernels), the per-example weight gradient is an outer product (one
+    multiplication per entry: exact whatever computes it), and the
+    cross-entropy gradient comes from ATen's own log-softmax backward. The
+    autograd engine, whose per-call cost dominated, is not involved.
+    """
+    params = model.params
+    fields = {k: torch.stack([d[k] for d in datas]).to(device) for k in ("x", "y", "task")}
+    size, runs = datas[0].size, len(datas)
+    rows = torch.arange(runs, device=device)
+    fisher = {n: torch.zeros_like(p) for n, p in params.items()}
+    linears = [op for op in model.ops if op.kind == "linear"]
+    for i in range(size):
+        h = fields["x"][:, i:i + 1]
+        saved: list[tuple[Any, Tensor]] = []  # (op, its input or its output for relu)
+        for op in model.ops:
+            if op.kind == "flatten":
+                h = h.reshape(runs, 1, -1)
+            elif op.kind == "linear":
+                saved.append((op, h))
+                w, b = params[op.weight].detach(), params[op.bias].detach() if op.bias else None
+                h = torch.stack([torch.addmm(b[r], h[r], w[r].t()) if b is not None else h[r].mm(w[r].t())
+                                 for r in range(runs)])
+            else:  # relu (checked by the caller)
+                h = op.fn(h)  # type: ignore[misc]
+                saved.append((op, h))
+        logits = forward(h, {"task": fields["task"][:, i:i + 1]})[:, 0]
+        logp = torch.log_softmax(logits, 1)
+        grad = torch.zeros_like(logp)
+        grad[rows, fields["y"][:, i].long()] = -1.0  # d(mean of one loss)/d(log p_target)
+        delta = torch.ops.aten._log_softmax_backward_data(grad, logp, 1, logp.dtype).unsqueeze(1)
+        for op, t in reversed(saved):
+            if op.kind == "linear":
+                g_w = delta.transpose(1, 2) * t.reshape(runs, 1, -1)
+                fisher[op.weight] += g_w.mul_(g_w)  # g ** 2, in place (the same rounding)
+                if op.bias:
+                    fisher[op.bias] += delta[:, 0] ** 2
+                if op is not linears[0]:
+                    w = params[op.weight].detach()
+                    delta = torch.stack([delta[r].mm(w[r]) for r in range(runs)])
+            else:  # relu: the gradient passes where the output is positive
+                delta = torch.where(t > 0, delta, torch.zeros_like(delta))
+    for n in fisher:
+        fisher[n] /= max(1, size)
     return fisher
 
 
