@@ -156,3 +156,14 @@ def test_stacked_fisher_equals_each_runs_empirical_fisher():
     for r, (c, d) in enumerate(zip(ctxs, datas)):
         for n, f in empirical_fisher(c, d, 1).items():
             assert torch.allclose(fisher[n][r], f, rtol=0, atol=1e-10), n
+
+
+def test_mid_task_checkpoints_resume_exactly_with_the_sequential_loop():
+    cfg = config("er", 2, {"memory_size": 40}, train={"checkpoint_every": 3})
+    states = []
+    (res,), _ = stacked([cfg], [lambda s: states.append(copy.deepcopy(s))])
+    mid = [s for s in states if s["step"] > 0 and s["phase"] == 2]
+    assert [s["step"] for s in mid] == [3, 6]
+    built = build_experiment(cfg)
+    resumed = train_stream(built.stream, built.model, built.recipe, built.train, resume=mid[0])
+    assert_same(res, resumed)

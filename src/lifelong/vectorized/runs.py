@@ -77,13 +77,16 @@ def train_vectorized(configs: Sequence[Any], *, specs: list[Any] | None = None) 
 
 
 def run_vectorized(configs: Sequence[Any], out_dirs: Sequence[str | os.PathLike], *, overwrite: bool = False,
-                   index_root: str | os.PathLike | None = None) -> list[tuple[bool, str | None, float]]:
+                   index_root: str | os.PathLike | None = None,
+                   callbacks: Sequence[Sequence[Any]] | None = None) -> list[tuple[bool, str | None, float]]:
     """Train ``configs`` vectorised, each into its own run folder ``out_dirs[i]``, as ``lifelong run`` would.
 
     Returns ``(ok, error, seconds)`` per run (``seconds``: the run's share of
     the group's wall time). A run that fails (NaN loss) keeps its results so
     far and is marked failed in the index, like a sequential run; the others
     are not affected. Every config must pass :func:`vectorizable`.
+    ``callbacks[i]`` are extra engine callbacks of run i (e.g. a progress
+    display); they see run i's own context, as in ``train_stream``.
     """
     from lifelong.experiment import CHECKPOINT, RunLog
     from lifelong.runs import RunDir, register_run, update_run
@@ -113,7 +116,7 @@ def run_vectorized(configs: Sequence[Any], out_dirs: Sequence[str | os.PathLike]
                   f"seed {cfg.seed} (vectorised with the other runs of its group)")
         _index(register_run, root, rd.path, resolved, status="running", name=rd.name, log=log)
         spec.checkpointer = _checkpointer(rd, log, torch_save_atomic, CHECKPOINT)
-        spec.callbacks = [log]
+        spec.callbacks = [log, *(callbacks[len(specs)] if callbacks is not None else ())]
         specs.append(spec)
         dirs.append(rd)
         logs.append(log)
