@@ -49,7 +49,8 @@ def assert_same(a, b, model_a=None, model_b=None):
             assert torch.allclose(p, q, atol=1e-6, rtol=0), n
 
 
-STRATEGIES = [("naive", {}), ("er", {"memory_size": 40}), ("ewc", {"lambda": 50.0, "samples": 16}),
+STRATEGIES = [("naive", {}), ("er", {"memory_size": 40}), ("ewc", {"lambda": 50.0, "samples": 16}), ("si", {"c": 0.5}),
+              ("lwf", {"alpha": 0.7}), ("l2", {"lambda": 2.0}), ("online-ewc", {"samples": 16}),
               ("der++", {"memory_size": 40})]
 
 
@@ -88,7 +89,8 @@ def test_a_diverging_run_stops_alone_with_the_sequential_error():
     assert_same(sequential(good)[0], complete)
 
 
-@pytest.mark.parametrize("scenario,strategy", [("task", "er"), ("domain", "naive"), ("class", "cumulative")])
+@pytest.mark.parametrize("scenario,strategy", [("task", "er"), ("domain", "naive"), ("class", "cumulative"),
+                                               ("domain", "lwf"), ("task", "si"), ("domain", "joint")])
 def test_scenarios_and_pools(scenario, strategy):
     bench = {"name": "split-digits", "params": {"scenario": scenario}}
     cfgs = [config(strategy, seed, {"memory_size": 30} if strategy == "er" else {}, benchmark=bench,
@@ -98,12 +100,12 @@ def test_scenarios_and_pools(scenario, strategy):
 
 
 def test_unsupported_configs_are_listed_with_reasons():
-    cfgs = [config("naive"), config("si"), config("naive", train={"optimizer": "adam"}),
+    cfgs = [config("naive"), config("agem"), config("naive", train={"optimizer": "adam"}),
             config("naive", model={"name": "mlp", "params": {"dropout": 0.2}}),
             config("naive", train={"grad_clip": 1.0}), config("er", seed=1)]
     groups, reasons = vectorizable(cfgs)
     assert sorted(reasons) == [1, 2, 3, 4]
-    assert "si" in reasons[1] and "adam" in reasons[2] and "dropout" in reasons[3] and "grad_clip" in reasons[4]
+    assert "agem" in reasons[1] and "adam" in reasons[2] and "dropout" in reasons[3] and "grad_clip" in reasons[4]
     assert sorted(map(sorted, groups)) == [[0], [5]]
     with pytest.raises(ConfigError, match="cannot train vectorised"):
         train_vectorized(cfgs[:2])

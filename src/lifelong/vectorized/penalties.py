@@ -24,7 +24,9 @@ from lifelong.consolidation.der import DER
 from lifelong.consolidation.der_pp import DERPlusPlus
 from lifelong.consolidation.ewc import EWC
 from lifelong.consolidation.l2 import L2
+from lifelong.consolidation.lwf import LwF
 from lifelong.consolidation.online_ewc import OnlineEWC
+from lifelong.consolidation.si import SI
 
 
 def _expand(t: Tensor, like: Tensor) -> Tensor:
@@ -89,7 +91,7 @@ class StackedQuadratic:
         self.weights: dict[str, Tensor] = {}
         self.anchors: dict[str, Tensor] = {}
 
-    def start_task(self, device: torch.device, names: list[str]) -> None:
+    def start_task(self, device: torch.device, names: list[str], ctxs: list[Any]) -> None:
         first = self.items[0]
         weight_of = (lambda c: c.ones) if isinstance(first, L2) else (lambda c: c.importance)
         self.weights, self.anchors = {}, {}
@@ -99,7 +101,9 @@ class StackedQuadratic:
                 continue
             self.weights[n] = torch.stack(ws).to(device)
             self.anchors[n] = torch.stack([c.anchor[n] for c in self.items]).to(device)
-        self.coef = torch.tensor([0.5 * c.lambda_ for c in self.items], dtype=torch.float32, device=device)
+        # the factor in front of the quadratic: SI's c, (lambda / 2) for the others (as a Python float, like theirs)
+        factor = (lambda c: c.c) if isinstance(first, SI) else (lambda c: 0.5 * c.lambda_)
+        self.coef = torch.tensor([factor(c) for c in self.items], dtype=torch.float32, device=device)
         self.constant = torch.tensor([float(getattr(c, "constant", 0.0)) for c in self.items],
                                      dtype=torch.float32, device=device)
 
@@ -124,7 +128,7 @@ class StackedQuadratic:
         Each run's consolidator then folds its Fisher in with its own method.
         """
         first = self.items[0]
-        if not isinstance(first, (EWC, OnlineEWC)) or type(first).fisher is not EWC.fisher and isinstance(first, EWC):
+        if type(first) not in (EWC, OnlineEWC):  # a subclass may estimate its Fisher otherwise
             return False
         if len({(c.samples, c.fisher_batch) for c in self.items}) != 1:
             return False
@@ -140,6 +144,73 @@ class StackedQuadratic:
             else:
                 c.accumulate(own, {n: p.detach() for n, p in weights.items()})
         return True
+
+
+class StackedSI(StackedQuadratic):
+    """Synaptic Intelligence: ``c * sum_i Omega_i (theta_i - theta*_i)^2`` plus the per-step path integral.
+
+    During a task the runs' path integrals (``omega``) and previous weights
+    live here, stacked; :meth:`write_back` hands them to the runs' own SI
+    objects before their task-end hook and before checkpoints.
+    """
+
+    def start_task(self, device: torch.device, names: list[str], ctxs: list[Any]) -> None:
+        super().start_task(device, names, ctxs)
+        self.omega = {n: torch.stack([c.omega[n] for c in self.items]).to(device) for n in names}
+        self.previous = {n: torch.stack([c.previous[n] for c in self.items]).to(device) for n in names}
+
+    @torch.no_grad()
+    def after_step(self, model, grads: dict[str, Tensor]) -> None:
+        for n in model.names:
+            p, prev = model.params[n].detach(), self.previous[n]
+            self.omega[n].add_(-grads[n] * (p - prev))
+            prev.copy_(p)
+
+    def write_back(self) -> None:
+        for r, c in enumerate(self.items):
+            c.omega = {n: t[r].clone() for n, t in self.omega.items()}
+            c.previous = {n: t[r].clone() for n, t in self.previous.items()}
+
+
+class StackedLwF:
+    """LwF: ``alpha * KL(teacher || model)`` of the softened outputs on the batch (class- and domain-incremental)."""
+
+    after_task = None
+
+    def __init__(self, items: list[Any]):
+        self.items = items
+
+    def start_task(self, device: torch.device, names: list[str], ctxs: list[Any]) -> None:
+        teachers = [c.teacher for c in self.items]
+        self.teacher = None
+        if any(t is None for t in teachers):
+            return
+        own = [dict(t.named_parameters()) for t in teachers]
+        self.teacher = {n: torch.stack([o[n].detach() for o in own]).to(device) for n in names}
+        masks = {tuple(c.known) for c in self.items}
+        if len(masks) != 1:
+            raise ValueError("LwF runs whose teachers know different classes cannot share a batch")
+        mask = self.items[0]._class_mask(ctxs[0])
+        self.mask = mask.to(device) if mask is not None else None
+        self.alpha = torch.tensor([c.alpha for c in self.items], dtype=torch.float32, device=device)
+        self.t = torch.tensor([c.temperature for c in self.items], dtype=torch.float32, device=device)
+        self.tt = torch.tensor([c.temperature * c.temperature for c in self.items], dtype=torch.float32,
+                               device=device)
+
+    def penalty(self, step: StepData) -> Tensor | None:
+        if self.teacher is None:
+            return None
+        from lifelong.vectorized.stacked import stacked_forward
+
+        with torch.no_grad():
+            old = step.objective_forward(stacked_forward(step.model.ops, self.teacher, step.data["x"]), step.data)
+        mask = self.mask if self.mask is not None else torch.isfinite(old[0, 0])
+        mask = mask[: step.out.shape[-1]]
+        new, old = step.out[:, :, mask], old[:, :, mask]
+        t = _expand(self.t, new)
+        kl = torch.nn.functional.kl_div(torch.log_softmax(new / t, 2), torch.log_softmax(old / t, 2),
+                                        reduction="none", log_target=True)
+        return self.alpha * (kl.flatten(1).sum(1) / new.shape[1] * self.tt)
 
 
 def stacked_fisher(model, datas: list[Any], batch_size: int, device: torch.device,
@@ -240,7 +311,7 @@ class StackedDER:
         self.plus = isinstance(consolidators[0], DERPlusPlus)
         self.n = consolidators[0].batch_size or batch_size
 
-    def start_task(self, device: torch.device, names: list[str]) -> None:
+    def start_task(self, device: torch.device, names: list[str], ctxs: list[Any]) -> None:
         self.alpha = torch.tensor([c.alpha for c in self.items], dtype=torch.float32, device=device)
         if self.plus:
             self.beta = torch.tensor([c.beta for c in self.items], dtype=torch.float32, device=device)
@@ -268,6 +339,8 @@ def _same_class(items: list[Any]) -> bool:
 
 #: consolidator classes with a stacked counterpart
 PENALTIES: dict[type, Callable[..., Any]] = {
+    SI: lambda items, bs: StackedSI(items),
+    LwF: lambda items, bs: StackedLwF(items),
     EWC: lambda items, bs: StackedQuadratic(items),
     OnlineEWC: lambda items, bs: StackedQuadratic(items),
     L2: lambda items, bs: StackedQuadratic(items),

@@ -19,9 +19,10 @@ import json
 from typing import Any, Sequence
 
 #: strategies with a vectorised form (consolidators with a stacked penalty, replay, pool rules)
-SUPPORTED_STRATEGIES = ("naive", "er", "ewc", "online-ewc", "l2", "der", "der++", "cumulative", "joint")
+SUPPORTED_STRATEGIES = ("naive", "er", "ewc", "online-ewc", "l2", "si", "lwf", "der", "der++", "cumulative", "joint")
 #: strategy parameters that may differ between runs of one stack (scalars that do not change shapes)
-SCALAR_PARAMS = ("lambda", "lambda_", "alpha", "beta", "gamma", "samples", "fisher_batch", "seed")
+SCALAR_PARAMS = ("lambda", "lambda_", "alpha", "beta", "gamma", "c", "xi", "temperature", "samples", "fisher_batch",
+                 "seed")
 #: train settings that may differ between runs of one stack
 SCALAR_TRAIN = ("lr", "momentum", "weight_decay", "log_every", "eval_every", "checkpoint_every")
 
@@ -148,6 +149,8 @@ def check_runs(specs: Sequence[Any]) -> list[str]:
             compile_model(s.model)
         except Unsupported as exc:
             problems.append(str(exc))
+        if s.stream.scenario == "task" and any(c.name == "lwf" for c in recipe.consolidators):
+            problems.append("LwF in the task-incremental scenario (it re-runs the model over every class seen)")
         head = getattr(s.model, "head", None)
         need = 1 + max((c for t in s.stream.tasks for c in t.classes), default=-1)
         if head is not None and head.out_features < need:

@@ -167,10 +167,17 @@ class _Phase:
         self.use_momentum = any(r.cfg.momentum != 0 for r in runs)
         self.use_decay = any(r.cfg.weight_decay != 0 for r in runs)
         self.penalties = stacked_penalties([list(r.recipe.consolidators) for r in runs], runs[0].cfg.batch_size)
+        self.stepping = [p for p in self.penalties if hasattr(p, "after_step")]
 
-    def start_penalties(self, device: torch.device, names: list[str]) -> None:
+    def start_penalties(self, device: torch.device, names: list[str], runs: list[_Run]) -> None:
         for p in self.penalties:
-            p.start_task(device, names)
+            p.start_task(device, names, [r.ctx for r in runs])
+
+    def write_back(self) -> None:
+        """Hand per-step consolidator state (SI's path integral) back to the runs' own objects."""
+        for p in self.penalties:
+            if hasattr(p, "write_back"):
+                p.write_back()
 
     def mask(self, logits: Tensor, data: dict[str, Tensor]) -> Tensor:
         """``ClassificationObjective.mask_logits`` for every run's rows."""
@@ -304,7 +311,7 @@ def _train_phase(runs: list[_Run], alive: list[int], stacked: StackedModel, phas
     names = stacked.names
     group = [runs[i] for i in alive]
     state = _Phase(group, device)
-    state.start_penalties(device, names)
+    state.start_penalties(device, names, group)
     review_on = group[0].review_on
     batch_size = cfg0.batch_size
     peak = PeakMemory(device)
@@ -335,8 +342,10 @@ def _train_phase(runs: list[_Run], alive: list[int], stacked: StackedModel, phas
                     loss = loss + extra
         values = loss.detach().tolist()
         grads = torch.autograd.grad(loss.sum(), [stacked.params[n] for n in names])
-        stacked.sgd_step(dict(zip(names, grads)), state.lr, state.momentum, state.weight_decay,
-                         state.use_momentum, state.use_decay)
+        grads = dict(zip(names, grads))
+        stacked.sgd_step(grads, state.lr, state.momentum, state.weight_decay, state.use_momentum, state.use_decay)
+        for pen in state.stepping:
+            pen.after_step(stacked, grads)
         step += 1
         stopped = []
         for k, run in enumerate(group):
@@ -365,6 +374,7 @@ def _train_phase(runs: list[_Run], alive: list[int], stacked: StackedModel, phas
                     and run.spec.checkpointer is not None:
                 run.result.wall_seconds = time.perf_counter() - t_run
                 seconds = (time.perf_counter() - t_task) / len(group)
+                state.write_back()
                 run.spec.checkpointer(_state(run, stacked, k, phase, step, seconds))
         if stopped:
             keep = [k for k in range(len(group)) if k not in stopped]
@@ -374,12 +384,13 @@ def _train_phase(runs: list[_Run], alive: list[int], stacked: StackedModel, phas
             stacked.keep(keep)
             group = [group[k] for k in keep]
             state = _Phase(group, device)
-            state.start_penalties(device, names)
+            state.start_penalties(device, names, group)
 
     # -- wrap up ----------------------------------------------------------------------------------------
     seconds = (time.perf_counter() - t_task) / len(group)
     peak_bytes = peak.peak()
     models = [stacked.sync(k) for k in range(len(group))]
+    state.write_back()
     # consolidators' task-end work: stacked where it has a stacked form (EWC's Fisher), else run by run;
     # runs and consolidators are independent of each other, so the order across them does not matter
     done = []
