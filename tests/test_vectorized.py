@@ -169,3 +169,21 @@ def test_mid_task_checkpoints_resume_exactly_with_the_sequential_loop():
     built = build_experiment(cfg)
     resumed = train_stream(built.stream, built.model, built.recipe, built.train, resume=mid[0])
     assert_same(res, resumed)
+
+
+def test_interrupted_vectorised_runs_keep_their_results(tmp_path, monkeypatch):
+    from lifelong.engine.callbacks import Callback
+    from lifelong.runs.io import read_json
+
+    class Interrupt(Callback):
+        def on_task_end(self, ctx, row):
+            if ctx.task_index == 1:
+                raise KeyboardInterrupt
+
+    cfgs = [config("naive", seed) for seed in (0, 1)]
+    with pytest.raises(KeyboardInterrupt):
+        run_vectorized(cfgs, [tmp_path / "r0", tmp_path / "r1"], callbacks=[[Interrupt()], []])
+    for name in ("r0", "r1"):
+        metrics = read_json(tmp_path / name / "metrics.json")
+        assert metrics["complete"] is False and len(metrics["accuracy_matrix"]) >= 1
+        assert "lifelong run --resume" in (tmp_path / name / "log.txt").read_text()

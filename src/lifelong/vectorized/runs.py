@@ -82,14 +82,14 @@ def run_vectorized(configs: Sequence[Any], out_dirs: Sequence[str | os.PathLike]
     """Train ``configs`` vectorised, each into its own run folder ``out_dirs[i]``, as ``lifelong run`` would.
 
     Returns ``(ok, error, seconds)`` per run (``seconds``: the run's share of
-    the group's wall time). A run that fails (NaN loss) keeps its results so
+    its stack's training time). A run that fails (NaN loss) keeps its results so
     far and is marked failed in the index, like a sequential run; the others
     are not affected. Every config must pass :func:`vectorizable`.
     ``callbacks[i]`` are extra engine callbacks of run i (e.g. a progress
     display); they see run i's own context, as in ``train_stream``.
     """
     from lifelong.experiment import CHECKPOINT, RunLog
-    from lifelong.runs import RunDir, register_run, update_run
+    from lifelong.runs import RunDir, register_run
     from lifelong.runs.io import torch_save_atomic
     from lifelong.vectorized.trainer import train_stacked
 
@@ -102,7 +102,6 @@ def run_vectorized(configs: Sequence[Any], out_dirs: Sequence[str | os.PathLike]
     if reasons:
         raise ConfigError("these runs cannot train vectorised: "
                           + "; ".join(f"{out_dirs[i]}: {why}" for i, why in sorted(reasons.items())))
-    t0 = time.perf_counter()
     specs, dirs, logs, roots = [], [], [], []
     for cfg, out in zip(configs, out_dirs):
         spec = _build(cfg)  # build first: a bad parameter must not leave a half-made run folder
@@ -121,31 +120,54 @@ def run_vectorized(configs: Sequence[Any], out_dirs: Sequence[str | os.PathLike]
         dirs.append(rd)
         logs.append(log)
         roots.append(root)
-    outcomes: list[Any] = [None] * len(configs)
+    report: list[Any] = [None] * len(configs)
     for members in groups:
         for part in _split_by_shape(specs, members):
             for i in part:
                 logs[i].write(f"trained as one stack of {len(part)} runs")
-            for i, res in zip(part, train_stacked([specs[i] for i in part])):
-                outcomes[i] = res
-    share = (time.perf_counter() - t0) / max(1, len(configs))
-    report = []
-    for i, res in enumerate(outcomes):
-        rd, log, root = dirs[i], logs[i], roots[i]
-        if isinstance(res, BaseException):
-            partial = getattr(res, "result", None)
-            with contextlib.suppress(LifelongError):
-                metrics = rd.write_result(partial) if partial is not None else None
-                _index(update_run, root, rd.path, status="failed", summary=metrics, log=log)
-            log.write(f"run stopped ({type(res).__name__}: {res}); results so far are in {rd.metrics_path.name}; "
-                      f"continue with: lifelong run --resume {rd.path}")
-            report.append((False, str(res), share))
-            continue
-        metrics = rd.write_result(res)
-        _index(update_run, root, rd.path, status="complete", summary=metrics, log=log)
-        log.write(f"done: average accuracy {metrics.get('average_accuracy')}, forgetting {metrics.get('forgetting')}")
-        report.append((True, None, share))
+            t_stack = time.perf_counter()
+            try:
+                outcomes = train_stacked([specs[i] for i in part])
+            except KeyboardInterrupt as exc:  # keep every run's results so far, as `lifelong run` does
+                partial = getattr(exc, "results", [None] * len(part))
+                for i in range(len(configs)):
+                    if report[i] is None:
+                        _stopped(dirs[i], logs[i], roots[i], partial[part.index(i)] if i in part else None)
+                raise
+            share = (time.perf_counter() - t_stack) / len(part)
+            for i, res in zip(part, outcomes):  # each stack's runs are finished as soon as it is done
+                report[i] = _finish(dirs[i], logs[i], roots[i], res, share)
     return report
+
+
+def _finish(rd: Any, log: Any, root: Any, res: Any, share: float) -> tuple[bool, str | None, float]:
+    """Write a trained run's results and index entry, as ``lifelong run`` does at its end."""
+    from lifelong.runs import update_run
+
+    if isinstance(res, BaseException):
+        partial = getattr(res, "result", None)
+        with contextlib.suppress(LifelongError):
+            metrics = rd.write_result(partial) if partial is not None else None
+            _index(update_run, root, rd.path, status="failed", summary=metrics, log=log)
+        log.write(f"run stopped ({type(res).__name__}: {res}); results so far are in {rd.metrics_path.name}; "
+                  f"continue with: lifelong run --resume {rd.path}")
+        return False, str(res), share
+    metrics = rd.write_result(res)
+    _index(update_run, root, rd.path, status="complete", summary=metrics, log=log)
+    log.write(f"done: average accuracy {metrics.get('average_accuracy')}, forgetting {metrics.get('forgetting')}")
+    return True, None, share
+
+
+def _stopped(rd: Any, log: Any, root: Any, result: RunResult | None) -> None:
+    """A run interrupted by the user: results so far written, the index says stopped."""
+    from lifelong.runs import update_run
+
+    metrics = None
+    if result is not None:
+        with contextlib.suppress(LifelongError):
+            metrics = rd.write_result(result)
+    _index(update_run, root, rd.path, status="stopped", summary=metrics, log=log)
+    log.write(f"run stopped (interrupted by the user); continue with: lifelong run --resume {rd.path}")
 
 
 def _checkpointer(rd: Any, log: Any, save: Any, name: str):
