@@ -118,6 +118,11 @@ class _Run:
     sampler: ScheduleSampler | None = None
     review_sampler: ScheduleSampler | None = None
     review_on: bool = False
+    stack: int = 1  # runs in the stack it started in
+
+    def share(self, t_run: float) -> float:
+        """The run's wall time: the stack's elapsed time divided by its number of runs (what the run cost)."""
+        return (time.perf_counter() - t_run) / self.stack
 
     @property
     def cfg(self) -> TrainConfig:
@@ -222,6 +227,11 @@ def train_stacked(specs: list[RunSpec]) -> list[RunResult | BaseException]:
                          rng["numpy"], cbs, [c for c in cbs if type(c).on_step_end is not Callback.on_step_end],
                          spec.recipe.curriculum or Uniform()))
     stacked = StackedModel([r.spec.model for r in runs])
+    note = (f"trained vectorised in a stack of {len(runs)} runs: wall and task times are the stack's divided by "
+            f"{len(runs)}")
+    for run in runs:
+        run.result.notes.append(note)
+        run.stack = len(runs)
     t_run = time.perf_counter()
     for run in runs:
         stream = run.spec.stream
@@ -241,7 +251,7 @@ def train_stacked(specs: list[RunSpec]) -> list[RunResult | BaseException]:
     except KeyboardInterrupt as exc:
         for i in alive:
             run = runs[i]
-            run.result.wall_seconds = time.perf_counter() - t_run
+            run.result.wall_seconds = run.share(t_run)
             run.result.notes.append("interrupted by the user; resume with --resume")
             run.error = KeyboardInterrupt()
             run.error.result = run.result  # type: ignore[attr-defined]
@@ -252,7 +262,7 @@ def train_stacked(specs: list[RunSpec]) -> list[RunResult | BaseException]:
     for i in alive:
         run = runs[i]
         run.result.complete = True
-        run.result.wall_seconds = time.perf_counter() - t_run
+        run.result.wall_seconds = run.share(t_run)
         for cb in run.callbacks:
             cb.on_stream_end(run.ctx, run.result)
     return [r.error if r.error is not None else r.result for r in runs]
@@ -372,7 +382,7 @@ def _train_phase(runs: list[_Run], alive: list[int], stacked: StackedModel, phas
                 cb.on_step_end(ctx, value)
             if cfg.checkpoint_every and step % cfg.checkpoint_every == 0 and step < total \
                     and run.spec.checkpointer is not None:
-                run.result.wall_seconds = time.perf_counter() - t_run
+                run.result.wall_seconds = run.share(t_run)
                 seconds = (time.perf_counter() - t_task) / len(group)
                 state.write_back()
                 run.spec.checkpointer(_state(run, stacked, k, phase, step, seconds))
@@ -422,7 +432,7 @@ def _train_phase(runs: list[_Run], alive: list[int], stacked: StackedModel, phas
         for cb in run.callbacks:
             cb.on_task_end(ctx, row)
         if run.spec.checkpointer is not None:
-            res.wall_seconds = time.perf_counter() - t_run
+            res.wall_seconds = run.share(t_run)
             run.spec.checkpointer(_state(run, stacked, k, phase + 1, 0, 0.0))
     return alive
 
@@ -435,7 +445,7 @@ def _diverged(run: _Run, value: float, step: int, t_run: float) -> None:
         "gradient clipping (train.grad_clip) or check the inputs for NaN. Results so far and the "
         "last checkpoint (task ends, every train.checkpoint_every steps) were kept; continue "
         "from it with `lifelong run --resume RUN_DIR --lr SMALLER`.")
-    run.result.wall_seconds = time.perf_counter() - t_run
+    run.result.wall_seconds = run.share(t_run)
     run.result.notes.append(str(err))
     err.result = run.result  # type: ignore[attr-defined]
     run.error = err
