@@ -157,7 +157,8 @@ class _Phase:
 
     def __init__(self, runs: list[_Run], device: torch.device):
         fields = runs[0].objective.model_fields
-        self.data = {k: torch.stack([r.pool.examples[k] for r in runs]) for k in (*fields, "task")}  # type: ignore[union-attr]
+        pools = [r.pool.examples for r in runs]  # type: ignore[union-attr]
+        self.data = {k: torch.stack([p[k] for p in pools]) for k in (*fields, "task")}
         memories = [r.ctx.memory for r in runs]
         self.memory = StackedMemory(memories, device) if memories[0] is not None else None
         obj = runs[0].objective
@@ -337,7 +338,8 @@ def _train_phase(runs: list[_Run], alive: list[int], stacked: StackedModel, phas
             frac = fracs.pop()
             n_rev = int(round(batch_size * frac / (1.0 - frac))) if frac > 0 else 0
             if n_rev > 0:
-                r_idx = torch.stack([r.review_sampler.next_batch(n_rev) for r in group]).to(device)  # type: ignore[union-attr]
+                samplers = [r.review_sampler for r in group]
+                r_idx = torch.stack([s.next_batch(n_rev) for s in samplers]).to(device)  # type: ignore[union-attr]
                 replay = state.memory.take(r_idx)  # type: ignore[union-attr]
                 data = {k: torch.cat([data[k], replay[k].to(data[k].dtype)], 1) for k in data}
         out = state.mask(stacked.forward(data["x"]), data)
