@@ -29,6 +29,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 import torch
 
+from lifelong.data.cache import cached_arrays
 from lifelong.data.scenarios import BuilderArgumentError, permuted, split_by_classes, stratified_split
 from lifelong.data.task import Stream
 from lifelong.errors import ConfigError
@@ -56,6 +57,16 @@ def make_benchmark(name: str, seed: int = 0, **params: Any) -> Stream:
     return stream.validate()
 
 
+def _version(package: str) -> str:
+    """The installed version of ``package`` (part of a cache key: new versions may generate other data)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version(package)
+    except PackageNotFoundError:
+        return "unknown"
+
+
 def _check_size(value: Any, name: str) -> int:
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or int(value) < 1:
         raise ConfigError(f"{name}={value!r} must be a positive integer.")
@@ -80,10 +91,16 @@ def _standardise(train: torch.Tensor, *others: torch.Tensor) -> tuple[torch.Tens
 
 @functools.lru_cache(maxsize=1)
 def _digits_arrays() -> tuple[np.ndarray, np.ndarray]:
-    from sklearn.datasets import load_digits  # bundled with scikit-learn: no download
+    """The bundled digits, from the on-disk cache when it has them (importing scikit-learn costs ~1 s)."""
 
-    d = load_digits()
-    return d.data.astype(np.float32), d.target.astype(np.int64)
+    def make() -> dict[str, np.ndarray]:
+        from sklearn.datasets import load_digits  # bundled with scikit-learn: no download
+
+        d = load_digits()
+        return {"x": d.data.astype(np.float32), "y": d.target.astype(np.int64)}
+
+    arrays = cached_arrays("digits", {"scikit-learn": _version("scikit-learn")}, make)
+    return arrays["x"], arrays["y"]
 
 
 def _digits(seed: int, test_fraction: float) -> tuple[tuple[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]]:
@@ -150,24 +167,32 @@ MNIST1D_REFERENCE_SEED = 42
 
 @functools.lru_cache(maxsize=4)
 def _mnist1d_arrays(num_samples: int, data_seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """Generate MNIST-1D signals locally (no download), cached per (size, seed).
+    """Generate MNIST-1D signals locally (no download), cached per (size, seed) in the
+    process and on disk (:mod:`lifelong.data.cache`: generating takes 6-8 s).
 
     The generator reseeds numpy's and Python's global random state; both are
     restored afterwards so building a benchmark does not disturb the caller.
     """
-    from mnist1d import data  # a core dependency; imported here because it pulls in scipy
 
-    args = data.get_dataset_args()
-    args.num_samples = int(num_samples)
-    args.seed = int(data_seed)
-    np_state, py_state = np.random.get_state(), random.getstate()
-    try:
-        d = data.make_dataset(args)
-    finally:
-        np.random.set_state(np_state)
-        random.setstate(py_state)
-    x = np.concatenate([d["x"], d["x_test"]]).astype(np.float32)
-    y = np.concatenate([d["y"], d["y_test"]]).astype(np.int64)
+    def make() -> dict[str, np.ndarray]:
+        from mnist1d import data  # a core dependency; imported here because it pulls in scipy
+
+        args = data.get_dataset_args()
+        args.num_samples = int(num_samples)
+        args.seed = int(data_seed)
+        np_state, py_state = np.random.get_state(), random.getstate()
+        try:
+            d = data.make_dataset(args)
+        finally:
+            np.random.set_state(np_state)
+            random.setstate(py_state)
+        return {"x": np.concatenate([d["x"], d["x_test"]]).astype(np.float32),
+                "y": np.concatenate([d["y"], d["y_test"]]).astype(np.int64)}
+
+    # the generator's defaults are those of the installed mnist1d: its version is part of the key
+    key = {"num_samples": int(num_samples), "seed": int(data_seed), "mnist1d": _version("mnist1d")}
+    arrays = cached_arrays("mnist1d", key, make)
+    x, y = arrays["x"], arrays["y"]
     x.setflags(write=False)
     y.setflags(write=False)
     return x, y
