@@ -7,10 +7,13 @@ many cores the test machine has.
 """
 
 import os
+import tempfile
 
 os.environ["OMP_NUM_THREADS"] = "1"
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+# generated data and tokenised text are cached per test session, not in the user's ~/.cache
+os.environ.setdefault("LIFELONG_CACHE", tempfile.mkdtemp(prefix="lifelong-test-cache-"))
 
 import torch  # noqa: E402
 

@@ -45,12 +45,18 @@ class CheckpointError(LifelongError):
 
 # ----------------------------------------------------------------------------- RNGs as plain data
 def rng_state() -> dict[str, Any]:
-    kind, keys, pos, has_gauss, gauss = np.random.get_state()
-    return {"python": random.getstate(),
+    """The global RNG states (Python, NumPy, torch, CUDA) as plain data."""
+    return plain_rng(random.getstate(), np.random.get_state(), torch.get_rng_state(),
+                     torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None)
+
+
+def plain_rng(python: Any, numpy: Any, torch_state: torch.Tensor, cuda: Any = None) -> dict[str, Any]:
+    """RNG states (``random.getstate()``, ``np.random.get_state()``, torch's) in the checkpoint's plain form."""
+    kind, keys, pos, has_gauss, gauss = numpy
+    return {"python": python,
             "numpy": {"kind": kind, "keys": torch.from_numpy(np.asarray(keys, dtype=np.int64)), "pos": int(pos),
                       "has_gauss": int(has_gauss), "gauss": float(gauss)},
-            "torch": torch.get_rng_state(),
-            "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None}
+            "torch": torch_state, "cuda": cuda}
 
 
 def set_rng_state(state: dict[str, Any]) -> None:

@@ -145,6 +145,15 @@ def run_quiz(review, memory, objective, model: nn.Module, device: torch.device, 
     review.update(Feedback(step, indices=idx, correct=correct.bool(), groups=groups, scores=scores))
 
 
+def diverged_message(value: float, task: Task, step: int, global_step: int, lr: float) -> str:
+    """What a run whose loss became NaN/inf says (the loop's and the vectorised runs')."""
+    return (f"the loss became {value} in task '{task.name}' (#{task.index}) at step {step} (run step {global_step}). "
+            "The learning rate is probably too high: continue from the last checkpoint with a smaller one, e.g. "
+            f"`lifelong run --resume RUN_DIR --lr {lr / 10:g}`, and/or gradient clipping (`--set train.grad_clip=1.0`); "
+            "also check the inputs for NaN. Results so far and the checkpoints (task ends, every "
+            "train.checkpoint_every steps) were kept.")
+
+
 #: per-sample columns of a task's training rows that split it into groups (skills) for the curriculum, first found wins
 GROUP_COLUMNS = ("group", "skill")
 
@@ -527,15 +536,9 @@ class Teacher:
     def check_finite(self, ph: Phase, value: float) -> None:
         if math.isfinite(value):
             return
-        ctx, cfg = self.ctx, self.cfg
         # no checkpoint here: the weights that produced this loss may already have diverged;
         # the last periodic or task-end checkpoint is the one to resume from
-        raise TrainingError(
-            f"the loss became {value} in task '{ph.task.name}' (#{ph.task.index}) at step {ctx.step} "
-            f"(run step {ctx.global_step}). The learning rate is probably too high: continue from the last "
-            f"checkpoint with a smaller one, e.g. `lifelong run --resume RUN_DIR --lr {cfg.lr / 10:g}`, and/or "
-            "gradient clipping (`--set train.grad_clip=1.0`); also check the inputs for NaN. Results so far and the "
-            "checkpoints (task ends, every train.checkpoint_every steps) were kept.")
+        raise TrainingError(diverged_message(value, ph.task, self.ctx.step, self.ctx.global_step, self.cfg.lr))
 
     def after_backward(self, batch: Batch) -> None:
         for c in self.consolidators:

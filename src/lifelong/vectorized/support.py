@@ -99,9 +99,9 @@ def vectorizable(configs: Sequence[Any]) -> tuple[list[list[int]], dict[int, str
 
 def data_signature(stream: Any, recipe: Any) -> tuple:
     """What must be equal between built runs of one stack: the shape of every batch schedule."""
-    from lifelong.vectorized.trainer import phases_of
+    from lifelong.engine.phase import phase_pools
 
-    sizes = tuple(sum(stream[i].num_train for i in ph) for ph in phases_of(stream, recipe))
+    sizes = tuple(sum(stream[i].num_train for i in ph) for ph in phase_pools(stream, recipe))
     return (stream.kind, stream.scenario, len(stream), tuple(stream.input_shape), stream.num_classes, sizes)
 
 

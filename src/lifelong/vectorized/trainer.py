@@ -42,7 +42,9 @@ from lifelong.data.task import Stream
 from lifelong.engine.callbacks import Callback
 from lifelong.engine.config import Recipe, TrainConfig
 from lifelong.engine.context import Context
-from lifelong.engine.loop import evaluate_tasks, make_objective, resolve_device
+from lifelong.engine.phase import (diverged_message, evaluate_tasks, make_objective, phase_pools, resolve_device,
+                                   task_ages)
+from lifelong.engine.checkpoint import plain_rng
 from lifelong.engine.pool import Pool, task_examples
 from lifelong.engine.resources import PeakMemory
 from lifelong.engine.result import RunResult
@@ -74,27 +76,6 @@ class RunSpec:
 def capture_rng() -> dict[str, Any]:
     """The global random states (Python, NumPy, torch CPU), as a run would start with them."""
     return {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()}
-
-
-def phases_of(stream: Stream, recipe: Recipe) -> list[list[int]]:
-    """Which tasks form the pool of each phase (as in ``train_stream``)."""
-    n = len(stream)
-    if recipe.pool == "joint":
-        return [list(range(n))]
-    if recipe.pool == "cumulative":
-        return [list(range(i + 1)) for i in range(n)]
-    return [[i] for i in range(n)]
-
-
-def task_ages(result: RunResult, phases: list[list[int]], n_tasks: int) -> list[float]:
-    """Steps since each task was last studied in a finished phase (inf if never), as ``train_stream`` gives them."""
-    ends = [sum(result.task_steps[: i + 1]) for i in range(len(result.task_steps))]
-    now = ends[-1] if ends else 0
-    ages = [float("inf")] * n_tasks
-    for i, end in enumerate(ends):
-        for j in phases[i]:
-            ages[j] = float(now - end)
-    return ages
 
 
 @dataclass
@@ -243,7 +224,7 @@ def train_stacked(specs: list[RunSpec]) -> list[RunResult | BaseException]:
             cb.on_stream_start(run.ctx, run.result)
 
     alive = list(range(len(runs)))
-    phases = phases_of(specs[0].stream, specs[0].recipe)
+    phases = phase_pools(specs[0].stream, specs[0].recipe)
     try:
         for phase in range(len(phases)):
             alive = _train_phase(runs, alive, stacked, phases, phase, device, t_run)
@@ -441,12 +422,7 @@ def _train_phase(runs: list[_Run], alive: list[int], stacked: StackedModel, phas
 
 def _diverged(run: _Run, value: float, step: int, t_run: float) -> None:
     ctx, cfg, task = run.ctx, run.cfg, run.ctx.task
-    err = TrainingError(
-        f"the loss became {value} in task '{task.name}' (#{task.index}) at step {step} "
-        f"(run step {ctx.global_step}). Lower the learning rate (train.lr={cfg.lr}), enable "
-        "gradient clipping (train.grad_clip) or check the inputs for NaN. Results so far and the "
-        "last checkpoint (task ends, every train.checkpoint_every steps) were kept; continue "
-        "from it with `lifelong run --resume RUN_DIR --lr SMALLER`.")
+    err = TrainingError(diverged_message(value, task, step, ctx.global_step, cfg.lr))
     run.result.wall_seconds = run.share(t_run)
     run.result.notes.append(str(err))
     err.result = run.result  # type: ignore[attr-defined]
@@ -479,10 +455,12 @@ def _state(run: _Run, stacked: StackedModel, row: int, ph: int, st: int, task_se
         "consolidators": [c.state_dict() for c in recipe.consolidators],
         "memory": recipe.memory.state_dict() if recipe.memory is not None else None,
         "curriculum": run.curriculum.state_dict(), "sampler": run.sampler.state_dict(),  # type: ignore[union-attr]
-        "review": recipe.review.state_dict() if review_sampler is not None else None,
+        # as the loop's: a phase-end checkpoint (st == 0) keeps the review's knowledge for the next task
+        "review": recipe.review.state_dict() if recipe.review is not None and (review_sampler is not None or st == 0)
+        else None,
         "review_sampler": review_sampler.state_dict() if review_sampler is not None else None,
         "difficulty": run.view.difficulty if run.view is not None else None,
-        "rng": {"python": run.py_state, "numpy": run.np_state, "torch": run.gen.get_state(), "cuda": None},
+        "rng": plain_rng(run.py_state, run.np_state, run.gen.get_state()),
         "result": run.result.to_dict(),
         "task_seconds_so_far": task_seconds,
     }
