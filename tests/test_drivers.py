@@ -25,7 +25,8 @@ from lifelong.memory import BUFFERS  # noqa: E402
 
 STEPS, BATCH, LR = 5, 8, 5e-3
 PARAMS = {"ewc": {"lambda_": 100.0, "samples": 16}, "online-ewc": {"lambda_": 100.0, "samples": 16},
-          "agem": {"sample_size": 8}, "hft": {}, "freeze": {"modules": ["transformer.wte"]}}
+          "agem": {"sample_size": 8}, "hft": {}, "freeze": {"modules": ["transformer.wte"]},
+          "slow-learner": {"lr_multipliers": {"transformer.h.*": 0.1}, "freeze": ["transformer.wpe*"]}}
 REVIEWS = [n for n in SCHEDULES.names() if issubclass(SCHEDULES.get(n), ReviewSchedule)]
 
 

@@ -107,3 +107,26 @@ def set_schedule_step(sched: Any, step: int, base_lr: float | None = None) -> No
     sched.last_epoch = step
     for group, base, fn in zip(groups, sched.base_lrs, sched.lr_lambdas):
         group["lr"] = base * fn(step)
+
+
+def regroup(optimizer: torch.optim.Optimizer, model: nn.Module, consolidators: Iterable[Any]) -> torch.optim.Optimizer:
+    """``optimizer`` (built by someone else, e.g. a ``transformers.Trainer``) with the consolidators'
+    learning-rate multipliers applied: each of its groups is split by multiplier, keeping the group's
+    own settings (weight decay...). Returned unchanged when no consolidator declares groups."""
+    groups = build_param_groups(model, consolidators, 1.0)
+    factor = {id(p): float(g["lr_multiplier"]) for g in groups for p in g["params"]}
+    if all(f == 1.0 for f in factor.values()):
+        return optimizer
+    out: list[dict[str, Any]] = []
+    for group in optimizer.param_groups:
+        by: dict[float, list] = {}
+        for p in group["params"]:
+            by.setdefault(factor.get(id(p), 1.0), []).append(p)
+        for f, params in by.items():
+            settings = {k: v for k, v in group.items() if k not in ("params", "initial_lr")}
+            base = float(settings.get("lr", optimizer.defaults.get("lr", 0.0)))
+            out.append({**settings, "params": params, "lr": base * f, "lr_multiplier": f})
+    optimizer.param_groups = []  # a fresh optimiser (no state yet): its groups are replaced in place
+    for group in out:
+        optimizer.add_param_group(group)
+    return optimizer

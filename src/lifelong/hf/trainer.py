@@ -201,8 +201,13 @@ class LifelongTrainerMixin:
 
     def create_optimizer(self, model=None):  # type: ignore[override]
         opt = super().create_optimizer(model) if model is not None else super().create_optimizer()  # type: ignore[misc]
-        if self.lifelong is not None:
-            self.lifelong._hook_optimizer(opt)
+        cl = self.lifelong
+        if cl is not None:
+            from lifelong.engine.optim import regroup
+
+            # the consolidators' parameter groups (slow learner's multipliers) reach the Trainer's optimiser
+            opt = self.optimizer = regroup(opt, self.model if model is None else model, cl.consolidators)
+            cl._hook_optimizer(opt)
         return opt
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):  # type: ignore[override]

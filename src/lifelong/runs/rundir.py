@@ -77,7 +77,8 @@ RESULT_KEYS = (
     "probes",
 )
 #: metrics.json keys derived from the result by :meth:`RunDir.write_result`
-DERIVED_KEYS = SUMMARY_KEYS + ("per_task_forgetting", "per_task_plasticity", "average_accuracy_curve", "learning_curve_area")
+DERIVED_KEYS = SUMMARY_KEYS + ("per_task_forgetting", "per_task_plasticity", "average_accuracy_curve", "learning_curve_area",
+                               "train_seconds", "assessment_seconds")
 
 
 class RunDir:
