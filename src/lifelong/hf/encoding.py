@@ -17,12 +17,14 @@ any ``transformers`` tokenizer; needs only torch.
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 
 import torch
 
-from lifelong.data.examples import Examples
 from lifelong.errors import ConfigError, DataError
+
+if TYPE_CHECKING:  # importing lifelong.data here would be circular (it registers the text benchmarks)
+    from lifelong.data.examples import Examples
 
 IGNORE = -100
 
@@ -84,6 +86,8 @@ def encode_pair_rows(tokenizer: Any, prompts: Sequence[str], completions: Sequen
 def pad_rows(rows: Sequence[Row], pad: int, width: int | None = None) -> Examples:
     """``input_ids``/``attention_mask``/``labels``/``prompt_len`` tensors of rows,
     right-padded to ``width`` (default: the longest row)."""
+    from lifelong.data.examples import Examples
+
     n = len(rows)
     width = width if width is not None else max((len(r[0]) for r in rows), default=1)
     ids = torch.full((n, width), pad, dtype=torch.long)
