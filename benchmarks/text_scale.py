@@ -14,7 +14,12 @@ tokenise in about a minute on one core). Then, each in a *fresh* subprocess:
    batches (counted at ``Pool.take``) / training seconds (evaluation
    excluded, ``RunResult.task_seconds``).
 
-Each child reports its peak RSS (``resource.getrusage(RUSAGE_SELF).ru_maxrss``).
+Each child reports its peak RSS (``resource.getrusage(RUSAGE_SELF).ru_maxrss``)
+and, at its end, the resident memory split into anonymous and file-backed
+pages (``/proc/self/status``): the mapped store's pages that batches touched
+count in RSS (clean page-cache pages the kernel can drop at any time), so at
+a fixed number of steps they grow with the number of distinct pages touched,
+which is larger in a larger file.
 The tokenizer is a byte-level BPE (2048 tokens) trained once on 20k generated
 rows with :func:`lifelong.hf.tokenizer.train_bpe_tokenizer`; the fast
 tokenizer encodes in batches of 1024 records, one thread
@@ -115,6 +120,12 @@ def child(a: argparse.Namespace) -> None:
         out.update(tokens=tokens[0], train_s=sum(result.task_seconds), tokens_per_s=tokens[0] / sum(result.task_seconds),
                    accuracy=result.accuracy[-1])
     out["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    status = Path("/proc/self/status")
+    if status.is_file():  # resident memory at the end split into anonymous and file-backed (the mapped store)
+        fields = dict(line.split(":", 1) for line in status.read_text().splitlines() if ":" in line)
+        for name, key in (("RssAnon", "anon_rss_mb"), ("RssFile", "file_rss_mb")):
+            if name in fields:
+                out[key] = int(fields[name].split()[0]) / 1024
     print("RESULT " + json.dumps(out), flush=True)
 
 
@@ -159,7 +170,7 @@ def main() -> None:
         train_bpe_tokenizer(texts, vocab_size=2048).save_pretrained(str(tok_dir))
     print(f"work folder {work}; tokenizer {tok_dir} (BPE, 2048 tokens); {a.steps} steps x 2 tasks, batch 32")
     print(f"{'kind':6} {'rows':>9} {'1st build s':>11} {'2nd build s':>11} {'build RSS MB':>12} "
-          f"{'train RSS MB':>12} {'tokens/s':>9}")
+          f"{'train RSS MB':>12} {'anon MB':>8} {'file MB':>8} {'tokens/s':>9}")
     table: dict[tuple[str, int], dict] = {}
     for kind in a.kinds:
         test = work / f"{kind}-test.jsonl"
@@ -174,7 +185,8 @@ def main() -> None:
             second = run_child("train", kind, data, test, str(tok_dir), cache, a.steps)
             table[(kind, n)] = {"first": first, "second": second}
             print(f"{kind:6} {n:>9} {first['build_s']:>11.1f} {second['build_s']:>11.2f} "
-                  f"{first['peak_rss_mb']:>12.0f} {second['peak_rss_mb']:>12.0f} {second['tokens_per_s']:>9.0f}",
+                  f"{first['peak_rss_mb']:>12.0f} {second['peak_rss_mb']:>12.0f} {second.get('anon_rss_mb', 0):>8.0f} "
+                  f"{second.get('file_rss_mb', 0):>8.0f} {second['tokens_per_s']:>9.0f}",
                   flush=True)
     lo, hi = min(a.sizes), max(a.sizes)
     rss, speed = [], []

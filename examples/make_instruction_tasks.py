@@ -1,4 +1,4 @@
-"""Write the three instruction-tuning tasks of ``examples/instruction-tuning.yaml`` as JSONL chat files.
+"""Write the three instruction-tuning tasks of ``examples/llm/instruction-tuning.yaml`` as JSONL chat files.
 
 Each record is one conversation in the chat ``messages`` format
 (``[{"role": "system"|"user"|"assistant", "content": ...}]``) with a ``task``

@@ -171,3 +171,16 @@ def test_parquet_and_csv_sources(tmp_path):
     assert s[0].num_train == 9 and s[0].num_test == 3
     assert sorted(s[0].info["train_texts"]) == sorted(f"p{i}c{i}" for i in range(12)
                                                       if f"p{i}c{i}" not in s[0].info["test_texts"])
+
+
+def test_examples_cat_pads_rows_of_different_widths_and_select():
+    a = Examples(input_ids=torch.ones(2, 3, dtype=torch.long), labels=torch.ones(2, 3, dtype=torch.long),
+                 attention_mask=torch.ones(2, 3, dtype=torch.long), task=torch.zeros(2, dtype=torch.long))
+    b = Examples(input_ids=torch.full((1, 5), 7), labels=torch.full((1, 5), 7), attention_mask=torch.ones(1, 5,
+                 dtype=torch.long), task=torch.ones(1, dtype=torch.long))
+    out = Examples.cat([a, b])
+    assert out["input_ids"].shape == (3, 5) and out["labels"][0].tolist() == [1, 1, 1, IGNORE, IGNORE]
+    assert out["attention_mask"][1].tolist() == [1, 1, 1, 0, 0] and out["task"].tolist() == [0, 0, 1]
+    assert sorted(out.select("task", "labels")) == ["labels", "task"]
+    with pytest.raises(KeyError, match="no field"):
+        out.select("x")

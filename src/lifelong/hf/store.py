@@ -159,6 +159,19 @@ def _find_by_id(sid: int) -> "TokenStore | None":
     return None
 
 
+def _random_access_map(path: Path) -> Any:
+    """The file memory-mapped read-only, advised as randomly accessed: batches
+    gather scattered rows, and read-ahead around each one would only make the
+    mapped (resident) pages grow with the file's size."""
+    import mmap
+
+    with open(path, "rb") as fh:
+        m = mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ)
+    if hasattr(m, "madvise") and hasattr(mmap, "MADV_RANDOM"):
+        m.madvise(mmap.MADV_RANDOM)
+    return m
+
+
 def _id_of(key: str) -> int:
     return int(key[:15], 16)
 
@@ -173,8 +186,8 @@ class TokenStore:
         pa = require("pyarrow", "llm", "Tokenised text stores")
         self.path = Path(path)
         try:
-            self._mmap = pa.memory_map(str(self.path), "r")
-            self.table = pa.ipc.open_file(self._mmap).read_all()
+            self._mmap = _random_access_map(self.path)
+            self.table = pa.ipc.open_file(pa.BufferReader(pa.py_buffer(self._mmap))).read_all()
             self.meta = json.loads((self.table.schema.metadata or {})[b"lifelong"].decode("utf-8"))
         except (OSError, KeyError, ValueError, pa.ArrowInvalid) as exc:
             raise DataError(f"'{self.path}' is not a lifelong text store ({exc}); delete it and run again to "
