@@ -7,7 +7,8 @@ tokenise in about a minute on one core). Then, each in a *fresh* subprocess:
 
 1. ``build``: ``text_stream`` tokenises the file into the cache folder (the
    first, tokenising build; a new, empty cache folder per size);
-2. ``train``: ``text_stream`` again (the second, cached build: it opens the
+2. ``train`` (``--repeats`` times, sizes alternating; medians reported):
+   ``text_stream`` again (the second, cached build: it opens the
    Arrow file), then ``train_stream`` runs a fixed number of steps (naive,
    tiny Llama, batch 32) over the memory-mapped store and evaluates on a
    fixed 2000-row test file. Tokens/s = non-padding tokens of the training
@@ -38,6 +39,7 @@ import json
 import os
 import random
 import resource
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -147,6 +149,7 @@ def main() -> None:
     ap.add_argument("--sizes", type=int, nargs="+", default=[100_000, 1_000_000])
     ap.add_argument("--kinds", nargs="+", default=["pairs", "plain"])
     ap.add_argument("--steps", type=int, default=150, help="training steps per task (2 tasks)")
+    ap.add_argument("--repeats", type=int, default=3, help="training runs per size (medians are reported)")
     ap.add_argument("--work", default=None, help="folder for generated data (default: a temp folder)")
     ap.add_argument("--child", choices=["build", "train"], default=None)
     ap.add_argument("--kind", default="pairs")
@@ -168,7 +171,8 @@ def main() -> None:
         texts = [r.get("text") or r["prompt"] + " " + r["completion"]
                  for kind in a.kinds for r in make_rows(kind, 10_000, seed=99)]
         train_bpe_tokenizer(texts, vocab_size=2048).save_pretrained(str(tok_dir))
-    print(f"work folder {work}; tokenizer {tok_dir} (BPE, 2048 tokens); {a.steps} steps x 2 tasks, batch 32")
+    print(f"work folder {work}; tokenizer {tok_dir} (BPE, 2048 tokens); {a.steps} steps x 2 tasks, batch 32; "
+          f"medians of {a.repeats} training runs per size")
     print(f"{'kind':6} {'rows':>9} {'1st build s':>11} {'2nd build s':>11} {'build RSS MB':>12} "
           f"{'train RSS MB':>12} {'anon MB':>8} {'file MB':>8} {'tokens/s':>9}")
     table: dict[tuple[str, int], dict] = {}
@@ -176,18 +180,26 @@ def main() -> None:
         test = work / f"{kind}-test.jsonl"
         if not test.is_file():
             write_jsonl(test, make_rows(kind, 2000, seed=7))
+        caches = {}
         for n in a.sizes:
             data = work / f"{kind}-{n}.jsonl"
             if not data.is_file():
                 write_jsonl(data, make_rows(kind, n, seed=1))
-            cache = Path(tempfile.mkdtemp(prefix=f"cache-{kind}-{n}-", dir=work))
-            first = run_child("build", kind, data, test, str(tok_dir), cache, a.steps)
-            second = run_child("train", kind, data, test, str(tok_dir), cache, a.steps)
-            table[(kind, n)] = {"first": first, "second": second}
+            caches[n] = Path(tempfile.mkdtemp(prefix=f"cache-{kind}-{n}-", dir=work))
+            table[(kind, n)] = {"first": run_child("build", kind, data, test, str(tok_dir), caches[n], a.steps),
+                                "runs": []}
+        for _ in range(a.repeats):  # sizes alternate, so drifts in machine load hit all of them
+            for n in a.sizes:
+                table[(kind, n)]["runs"].append(run_child("train", kind, work / f"{kind}-{n}.jsonl", test,
+                                                          str(tok_dir), caches[n], a.steps))
+        for n in a.sizes:
+            runs = table[(kind, n)]["runs"]
+            first = table[(kind, n)]["first"]
+            second = {k: statistics.median(r[k] for r in runs) for k in runs[0] if isinstance(runs[0][k], float)}
+            table[(kind, n)]["second"] = second
             print(f"{kind:6} {n:>9} {first['build_s']:>11.1f} {second['build_s']:>11.2f} "
                   f"{first['peak_rss_mb']:>12.0f} {second['peak_rss_mb']:>12.0f} {second.get('anon_rss_mb', 0):>8.0f} "
-                  f"{second.get('file_rss_mb', 0):>8.0f} {second['tokens_per_s']:>9.0f}",
-                  flush=True)
+                  f"{second.get('file_rss_mb', 0):>8.0f} {second['tokens_per_s']:>9.0f}", flush=True)
     lo, hi = min(a.sizes), max(a.sizes)
     rss, speed = [], []
     for kind in a.kinds:
