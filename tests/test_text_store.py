@@ -184,3 +184,20 @@ def test_examples_cat_pads_rows_of_different_widths_and_select():
     assert sorted(out.select("task", "labels")) == ["labels", "task"]
     with pytest.raises(KeyError, match="no field"):
         out.select("x")
+
+
+def test_stored_views_subset_and_concatenate_without_gathering(tmp_path):
+    a = _jsonl(tmp_path / "a.jsonl", [{"prompt": f"a{i}", "completion": "x" * i, "task": "a"} for i in range(1, 9)])
+    b = _jsonl(tmp_path / "b.jsonl", [{"prompt": f"b{i}", "completion": "y", "task": "b"} for i in range(8)])
+    s = text_stream(path=[str(a), str(b)], test_fraction=0.25)
+    both = StoredExamples.cat([s[0].train.with_fields(task=torch.zeros(s[0].num_train, dtype=torch.long)),
+                               s[1].train.with_fields(task=torch.ones(s[1].num_train, dtype=torch.long))])
+    assert len(both.sources) == 2 and both.size == s[0].num_train + s[1].num_train and "task" in both
+    got = both.take(torch.tensor([both.size - 1, 0]))
+    assert got["task"].tolist() == [1, 0]
+    assert torch.equal(got["input_ids"][1, : int(got["attention_mask"][1].sum())],
+                       s[0].train.take(torch.tensor([0]))["input_ids"][0])
+    sub = both.subset(torch.tensor([0, 1]))
+    assert sub.size == 2 and sub.width == both.width and sub.columns["task"].tolist() == [0, 0]
+    assert "input_ids" not in both.select("task") and both.without("labels").take(torch.tensor([0])).fields.keys() \
+        == {"input_ids", "attention_mask", "prompt_len", "task"}

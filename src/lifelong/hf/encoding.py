@@ -60,12 +60,12 @@ Row = tuple[list[int], list[int], int]  # input_ids, labels, prompt_len
 
 
 def encode_pair_rows(tokenizer: Any, prompts: Sequence[str], completions: Sequence[str],
-                     max_length: int | None = None, source: str = "data", first_row: int = 0) -> list[Row]:
+                     max_length: int | None = None, source: str = "data", first_row: int = 1) -> list[Row]:
     """Unpadded rows ``(input_ids, labels, prompt_len)`` of prompt/completion pairs
     (the layout of the module docs, without padding). Rows longer than
     ``max_length`` lose the end of their completion (the EOS is kept); a row
     whose prompt alone does not fit raises a :class:`DataError` naming
-    ``source`` and the row (``first_row`` + position)."""
+    ``source`` and the record (numbered from ``first_row``)."""
     if len(prompts) != len(completions):
         raise DataError(f"{source}: {len(prompts)} prompts but {len(completions)} completions.")
     bos, eos, _ = special_ids(tokenizer)
@@ -76,7 +76,7 @@ def encode_pair_rows(tokenizer: Any, prompts: Sequence[str], completions: Sequen
         ci = c + [eos]
         if max_length is not None and len(pi) + len(ci) > max_length:
             if len(pi) >= max_length:
-                raise DataError(f"{source}: row {first_row + i} has a prompt of {len(pi)} tokens, which does not "
+                raise DataError(f"{source}: record {first_row + i} has a prompt of {len(pi)} tokens, which does not "
                                 f"fit max_length={max_length}; raise max_length or shorten the prompt.")
             ci = ci[: max_length - len(pi) - 1] + [eos]
         rows.append((pi + ci, [IGNORE] * len(pi) + ci, len(pi)))
@@ -166,7 +166,7 @@ def chat_segments(tokenizer: Any, messages: Sequence[dict[str, str]], where: str
 
 
 def encode_chat_rows(tokenizer: Any, conversations: Sequence[Sequence[dict[str, str]]],
-                     max_length: int | None = None, source: str = "data", first_row: int = 0) -> list[Row]:
+                     max_length: int | None = None, source: str = "data", first_row: int = 1) -> list[Row]:
     """Unpadded rows of chat conversations in which only assistant turns are
     learned (labels -100 elsewhere). With the tokenizer's chat template the
     template supplies BOS and end-of-turn tokens; without one, BOS is added
@@ -191,7 +191,7 @@ def encode_chat_rows(tokenizer: Any, conversations: Sequence[Sequence[dict[str, 
             ids, labels = ids[:max_length], labels[:max_length]
         first = next((k for k, v in enumerate(labels) if v != IGNORE), None)
         if first is None:
-            raise DataError(f"{source}: row {first_row + i} has no assistant tokens within max_length="
+            raise DataError(f"{source}: record {first_row + i} has no assistant tokens within max_length="
                             f"{max_length}; raise max_length or shorten the conversation.")
         rows.append((ids, labels, first))
     return rows

@@ -287,11 +287,11 @@ def _encode_batches(source: Source, fields: Fields, tok: Any, max_length: int, p
         where = f"{source.name}"
         if pairs:
             enc = encode_pair_rows(tok, [rows[i][0] for i in pairs], [rows[i][1] for i in pairs], max_length,
-                                   where + " record", first_row=done + 1)
+                                   where, first_row=done + 1)
             for i, e in zip(pairs, enc):
                 out[i] = e
         if chats:
-            enc = encode_chat_rows(tok, [rows[i][2] for i in chats], max_length, where + " record",
+            enc = encode_chat_rows(tok, [rows[i][2] for i in chats], max_length, where,
                                    first_row=done + 1)
             for i, e in zip(chats, enc):
                 out[i] = e
