@@ -132,3 +132,17 @@ def test_hf_causal_lm_refuses_a_tokenizer_that_is_not_the_models(tmp_path, bpe):
     transformers.AutoModelForCausalLM.from_config(cfg).save_pretrained(str(small_folder))
     with pytest.raises(ConfigError, match="do not belong together"):
         hf_causal_lm(other, name_or_path=str(small_folder))
+
+
+def test_tiny_model_folder_keeps_its_bpe_tokenizer(tmp_path, bpe):
+    import transformers
+
+    from lifelong.hf.models import hf_causal_lm, tiny_causal_lm
+
+    data = tmp_path / "d.jsonl"
+    data.write_text("\n".join(json.dumps({"prompt": f"q{i}", "completion": "a", "task": "t"}) for i in range(6)))
+    s = text_stream(path=str(data), tokenizer=bpe)
+    tiny_causal_lm(s, size="tiny", save_dir=str(tmp_path / "m"))
+    again = transformers.AutoTokenizer.from_pretrained(str(tmp_path / "m"))
+    assert again.get_vocab() == bpe.get_vocab() and again.chat_template == bpe.chat_template
+    assert hf_causal_lm(s, name_or_path=str(tmp_path / "m")) is not None

@@ -97,6 +97,8 @@ def tiny_causal_lm(stream: Any = None, arch: str | None = None, layers: int | No
         fresh.save_pretrained(target)
         if tok is not None and hasattr(tok, "to_hf"):
             tok.to_hf().save_pretrained(target)
+        elif tok is not None and hasattr(tok, "save_pretrained"):  # e.g. the local BPE: the folder is complete
+            tok.save_pretrained(target)
         model = transformers.AutoModelForCausalLM.from_pretrained(target, dtype=torch.float32)
     _finish(model, tok)
     return model
