@@ -201,3 +201,12 @@ def test_stored_views_subset_and_concatenate_without_gathering(tmp_path):
     assert sub.size == 2 and sub.width == both.width and sub.columns["task"].tolist() == [0, 0]
     assert "input_ids" not in both.select("task") and both.without("labels").take(torch.tensor([0])).fields.keys() \
         == {"input_ids", "attention_mask", "prompt_len", "task"}
+
+
+def test_hugging_face_dataset_source(tmp_path):
+    pytest.importorskip("datasets")
+    f = _data(tmp_path, 20)
+    s = text_stream(dataset="json", data_files=str(f), test_fraction=0.25)
+    local = text_stream(path=str(f), test_fraction=0.25)
+    assert s.task_names == local.task_names and [t.num_train for t in s] == [t.num_train for t in local]
+    assert sorted(s[0].info["train_texts"]) == sorted(local[0].info["train_texts"])

@@ -225,10 +225,13 @@ class Source:
     """One input (a local file or a Hugging Face dataset split) and its records."""
 
     def __init__(self, path: str | None = None, dataset: str | None = None, split: str = "train",
-                 config: str | None = None, encoding: str = "utf-8", max_rows: int | None = None):
+                 config: str | None = None, encoding: str = "utf-8", max_rows: int | None = None,
+                 data_files: Any = None):
         self.path, self.dataset, self.split, self.config = path, dataset, split, config
+        self.data_files = data_files
         self.encoding, self.max_rows = encoding, max_rows
         self._ds = None
+        self._identity: str | None = None
         if path is not None:
             _check_path(Path(path))
 
@@ -241,14 +244,17 @@ class Source:
         return Path(self.path).stem if self.path is not None else str(self.dataset)
 
     def identity(self) -> str:
-        """What the content of this source is: the file's hash, or the dataset's fingerprint."""
-        if self.path is not None:
-            return "file:" + file_digest(self.path)
-        return f"dataset:{self.dataset}:{self.config}:{self.split}:{self._hf()._fingerprint}"
+        """What the content of this source is: the file's hash, or the dataset's fingerprint (computed once)."""
+        if self._identity is None:
+            if self.path is not None:
+                self._identity = "file:" + file_digest(self.path)
+            else:
+                self._identity = f"dataset:{self.dataset}:{self.config}:{self.split}:{self._hf()._fingerprint}"
+        return self._identity
 
     def _hf(self) -> Any:
         if self._ds is None:
-            self._ds = _open_hf_dataset(self.dataset, self.split, self.config)
+            self._ds = _open_hf_dataset(self.dataset, self.split, self.config, self.data_files)
         return self._ds
 
     def records(self) -> Iterator[dict[str, Any]]:
@@ -419,7 +425,7 @@ def _view(stores: list[TokenStore], src: np.ndarray, rows: np.ndarray, width: in
 
 @BENCHMARKS.register("text")
 def text_stream(seed: int = 0, path: str | Sequence[str] | None = None, dataset: str | None = None,
-                dataset_config: str | None = None, split: str = "train", test_path: str | Sequence[str] | None = None,
+                dataset_config: str | None = None, data_files: Any = None, split: str = "train", test_path: str | Sequence[str] | None = None,
                 test_split: str | None = None, prompt_field: str = "prompt", completion_field: str = "completion",
                 text_field: str | None = None, messages_field: str | None = "messages",
                 task_field: str | None = "task", difficulty_field: str | None = None,
@@ -430,7 +436,8 @@ def text_stream(seed: int = 0, path: str | Sequence[str] | None = None, dataset:
     """Text tasks (prompt/completion, chat messages or plain text) from local files or a Hugging Face dataset.
 
     Give ``path`` (one file or a list; without a task column each file is one
-    task) or ``dataset`` (a Hub name; ``split``/``test_split``). ``tasks``
+    task) or ``dataset`` (a Hub name, or a builder such as 'json' with
+    ``data_files``; ``split``/``test_split``). ``tasks``
     selects and orders the tasks by name. ``tokenizer`` is 'char', 'bpe' (a
     byte-level BPE of ``bpe_vocab_size`` trained on the training data, cached)
     or a transformers tokenizer name/path (use the model's own). Plain text
@@ -448,7 +455,8 @@ def text_stream(seed: int = 0, path: str | Sequence[str] | None = None, dataset:
 
     def sources(paths: Any, hf_split: str | None) -> list[Source]:
         if dataset is not None:
-            return [Source(dataset=dataset, split=hf_split or split, config=dataset_config, max_rows=limit)]
+            return [Source(dataset=dataset, split=hf_split or split, config=dataset_config, max_rows=limit,
+                           data_files=data_files)]
         return [Source(path=p, encoding=encoding, max_rows=limit) for p in _paths(paths)]
 
     train_src = sources(path, split)
