@@ -80,11 +80,21 @@ class Examples(Mapping[str, Tensor]):
     def without(self, *names: str) -> "Examples":
         return Examples({k: v for k, v in self._fields.items() if k not in names})
 
+    def select(self, *names: str) -> "Examples":
+        """Only the fields ``names`` (no copy)."""
+        missing = [n for n in names if n not in self._fields]
+        if missing:
+            raise KeyError(f"no field(s) {missing}; fields are {sorted(self._fields)}")
+        return Examples({k: self._fields[k] for k in names})
+
     def to(self, device: torch.device | str, non_blocking: bool = False) -> "Examples":
         return Examples({k: v.to(device, non_blocking=non_blocking) for k, v in self._fields.items()})
 
     @staticmethod
     def cat(parts: list["Examples"]) -> "Examples":
+        """Rows of ``parts`` one after another. Fields whose rows have different
+        widths (text batches padded per batch) are right-padded to the widest,
+        with :data:`PAD_VALUES` (``labels``: -100; others: 0)."""
         parts = [p for p in parts if p.size > 0]
         if not parts:
             raise DataError("cannot concatenate zero non-empty Examples")
@@ -92,11 +102,34 @@ class Examples(Mapping[str, Tensor]):
         for p in parts[1:]:
             if set(p) != names:
                 raise DataError(f"cannot concatenate Examples with fields {sorted(names)} and {sorted(p)}")
-        return Examples({k: torch.cat([p[k] for p in parts]) for k in parts[0]})
+        return Examples({k: _cat_padded(k, [p[k] for p in parts]) for k in parts[0]})
 
     def __repr__(self) -> str:
         shapes = ", ".join(f"{k}={tuple(v.shape)}:{str(v.dtype).replace('torch.', '')}" for k, v in self._fields.items())
         return f"Examples(n={self._n}, {shapes})"
+
+
+#: fill value when rows of different widths are concatenated (per-batch padded text):
+#: ``labels`` get the ignore index, every other field 0 (``attention_mask`` 0 = padding)
+PAD_VALUES: dict[str, float] = {"labels": -100}
+
+
+def _cat_padded(name: str, tensors: list[Tensor]) -> Tensor:
+    """``torch.cat`` along rows; tensors whose later dimensions differ (text
+    batches padded to their own longest row) are right-padded to the largest."""
+    shapes = {tuple(t.shape[1:]) for t in tensors}
+    if len(shapes) == 1 or len({len(s) for s in shapes}) != 1:
+        return torch.cat(tensors)
+    target = [max(dims) for dims in zip(*shapes)]
+    fill = PAD_VALUES.get(name, 0)
+    out = []
+    for t in tensors:
+        if list(t.shape[1:]) != target:
+            big = torch.full((t.shape[0], *target), fill, dtype=t.dtype, device=t.device)
+            big[(slice(None), *[slice(0, d) for d in t.shape[1:]])] = t
+            t = big
+        out.append(t)
+    return torch.cat(out)
 
 
 class ExamplesDataset(Dataset):

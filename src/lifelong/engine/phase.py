@@ -491,8 +491,9 @@ class Teacher:
         if r_idx is None:
             return Batch(new, len(idx), idx)
         replay = self.memory.examples.take(r_idx).to(self.device)
-        data = Examples({k: torch.cat([new[k], replay[k].to(new[k].dtype)])
-                         for k in (*self.objective.model_fields, "task")})
+        fields = (*self.objective.model_fields, "task")
+        # Examples.cat right-pads text batches of different widths (stored text is padded per batch)
+        data = Examples.cat([new.select(*fields), Examples({k: replay[k].to(new[k].dtype) for k in fields})])
         return Batch(data, len(idx), idx, replay, r_idx)
 
     def draw(self, ph: Phase) -> Batch:

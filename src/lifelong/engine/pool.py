@@ -26,9 +26,8 @@ def task_examples(task: Task, fields: tuple[str, ...]) -> Examples:
         from lifelong.errors import DataError
 
         raise DataError(f"task '{task.name}' training data lacks field(s) {missing}; it has {sorted(ex)}.")
-    cols = {f: ex[f] for f in fields}
-    cols["task"] = torch.full((ex.size,), task.index, dtype=torch.long)
-    return Examples(cols)
+    # select/with_fields keep store-backed text (StoredExamples) lazy: no column is materialised
+    return ex.select(*fields).with_fields(task=torch.full((ex.size,), task.index, dtype=torch.long))
 
 
 class Pool:

@@ -172,7 +172,7 @@ class CausalLMObjective:
         objective's tokenizer; every token after BOS is scored) or Examples
         with ``labels``. A measure of general ability: fine-tuning that
         damages it shows up here even when task accuracy looks fine."""
-        if isinstance(texts_or_examples, Examples):
+        if not isinstance(texts_or_examples, (list, tuple)) and hasattr(texts_or_examples, "take"):
             ex = texts_or_examples
         else:
             texts = list(texts_or_examples)
@@ -238,4 +238,4 @@ def _lm_fields(ex: Examples, name: str) -> Examples:
     if missing:
         raise DataError(f"{name}: language-model data needs fields {list(LM_FIELDS)}; missing {missing}, "
                         f"found {sorted(ex)}.")
-    return Examples({f: ex[f] for f in LM_FIELDS})
+    return ex.select(*LM_FIELDS)  # lazy for store-backed text: batches are gathered by _scan

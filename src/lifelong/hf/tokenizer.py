@@ -165,3 +165,62 @@ def hf_tokenizer_class():
 
     _HF_CLASS = LifelongCharTokenizer
     return _HF_CLASS
+
+
+# -- a small byte-level BPE tokenizer trained locally ---------------------------------------------
+
+#: a plain chat template whose renderings of prefixes are prefixes of the whole
+#: conversation (so assistant turns can be located; see lifelong.hf.encoding)
+CHAT_TEMPLATE = ("{% for m in messages %}<s>{{ m['role'] }}\n{{ m['content'] }}</s>{% endfor %}"
+                 "{% if add_generation_prompt %}<s>assistant\n{% endif %}")
+
+
+def train_bpe_tokenizer(texts: Iterable[str], vocab_size: int = 2048, key: str | None = None,
+                        cache: str | os.PathLike | None = None, length: int | None = None):
+    """A byte-level BPE tokenizer trained on ``texts`` with the ``tokenizers``
+    library, as a ``transformers.PreTrainedTokenizerFast`` (``<pad>``, ``<s>``,
+    ``</s>``, ``<unk>`` are ids 0-3; a simple chat template is set).
+
+    With ``key`` (a hash of the training data and settings) the tokenizer is
+    saved under ``cache/<key>`` (default: the text cache folder's
+    ``tokenizers``) and loaded from there next time instead of retrained; the
+    folder is written under a temporary name and renamed into place."""
+    import shutil
+    import tempfile
+
+    from lifelong.errors import ConfigError, require
+
+    transformers = require("transformers", "llm", "The BPE tokenizer")
+    tk = require("tokenizers", "llm", "The BPE tokenizer")
+    if int(vocab_size) < 300:
+        raise ConfigError(f"bpe tokenizer: vocab_size must be >= 300 (256 bytes + merges); got {vocab_size}.")
+    folder = None
+    if key is not None:
+        from lifelong.hf.store import cache_root
+
+        base = Path(cache) if cache is not None else cache_root() / "tokenizers"
+        folder = base / key
+        if (folder / "tokenizer.json").is_file():
+            return transformers.PreTrainedTokenizerFast.from_pretrained(str(folder))
+    tok = tk.Tokenizer(tk.models.BPE())
+    tok.pre_tokenizer = tk.pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = tk.decoders.ByteLevel()
+    trainer = tk.trainers.BpeTrainer(vocab_size=int(vocab_size), special_tokens=list(SPECIALS), show_progress=False,
+                                     initial_alphabet=tk.pre_tokenizers.ByteLevel.alphabet())
+    tok.train_from_iterator(texts, trainer, length=length)
+    fast = transformers.PreTrainedTokenizerFast(tokenizer_object=tok, pad_token=PAD, bos_token=BOS, eos_token=EOS,
+                                                unk_token=UNK)
+    fast.chat_template = CHAT_TEMPLATE
+    if folder is None:
+        return fast
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{key}.", dir=folder.parent))
+    try:
+        fast.save_pretrained(str(tmp))
+        try:
+            os.rename(tmp, folder)
+        except OSError:  # another process saved the same tokenizer first
+            pass
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return transformers.PreTrainedTokenizerFast.from_pretrained(str(folder))

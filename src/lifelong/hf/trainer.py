@@ -66,24 +66,24 @@ INDEX, TASK = "lifelong_index", "lifelong_task"
 
 # ----------------------------------------------------------------------------- data
 class PoolDataset(Dataset):
-    """The study pool as a map-style dataset: rows of ``Examples`` plus their pool index and task."""
+    """The study pool as a map-style dataset: rows of ``Examples`` (in memory, or stored text gathered
+    and padded per batch) plus their pool index and task."""
 
     def __init__(self, examples: Examples, tasks: Tensor):
-        self.examples = Examples({f: examples[f] for f in LM_FIELDS})
+        self.examples = examples.select(*LM_FIELDS)
         self.tasks = tasks.long()
 
     def __len__(self) -> int:
         return self.examples.size
 
     def __getitem__(self, i: int) -> dict[str, Tensor]:
-        row = {k: v[i] for k, v in self.examples.items()}
-        row[INDEX] = torch.tensor(i)
-        row[TASK] = self.tasks[i]
+        row = {k: v[0] for k, v in self.__getitems__([i])[0].items()}
         return row
 
     def __getitems__(self, indices: list[int]) -> list[dict[str, Tensor]]:
         idx = torch.as_tensor(indices, dtype=torch.long)
-        cols = {k: v[idx] for k, v in self.examples.items()}
+        rows = self.examples.take(idx)
+        cols = {k: rows[k] for k in LM_FIELDS}
         cols[INDEX] = idx
         cols[TASK] = self.tasks[idx]
         return [cols]  # one pre-gathered batch; LMCollator recognises its 2-D input_ids
@@ -540,10 +540,10 @@ class ContinualTrainer:
 
     def _dataset(self, ph) -> "PoolDataset":
         """The phase's pool rows followed by the memory rows, as the Trainer's training dataset."""
-        rows = Examples.cat([task_examples(self.stream[i], LM_FIELDS) for i in ph.tasks])
+        parts = [task_examples(self.stream[i], LM_FIELDS) for i in ph.tasks]
         if ph.reviewing:
-            mem = self.memory.examples
-            rows = Examples.cat([rows, Examples({k: mem[k] for k in (*LM_FIELDS, "task")})])
+            parts.append(self.memory.examples.select(*LM_FIELDS, "task"))
+        rows = Examples.cat(parts) if len(parts) > 1 else parts[0]
         return PoolDataset(rows, rows["task"])
 
 

@@ -20,6 +20,7 @@ import torch
 from torch import Tensor
 
 from lifelong.data.examples import Examples
+from lifelong.data.stored import REF_ROW, StoredExamples, is_stored
 from lifelong.errors import ConfigError
 
 
@@ -41,9 +42,12 @@ class Memory:
         return self.filled
 
     @property
-    def examples(self) -> Examples:
-        """A view of the filled slots (no copy)."""
-        return Examples({k: v[: self.filled] for k, v in self.store.items()})
+    def examples(self) -> Examples | StoredExamples:
+        """A view of the filled slots (no copy). Store-backed text is kept as row
+        references (see :meth:`add`), so this is then a
+        :class:`~lifelong.data.stored.StoredExamples` whose ``take`` gathers the rows."""
+        view = Examples({k: v[: self.filled] for k, v in self.store.items()})
+        return StoredExamples.from_refs(view) if REF_ROW in self.store else view
 
     def _ensure_storage(self, data: Examples) -> None:
         if self.store:
@@ -81,9 +85,11 @@ class Memory:
         self.seen += data.size
         if len(rows) == 0:
             return
-        chosen = data.take(rows)
+        # store-backed text: keep (source, row) references, not copies of the tokens
+        stored = is_stored(data)
+        chosen = data.refs(rows) if stored else data.take(rows)
         if extras is not None:
-            more = extras(chosen)
+            more = extras(data.take(rows, width=data.width) if stored else chosen)
             if more:
                 chosen = chosen.with_fields(**{k: v.detach().cpu() for k, v in more.items()})
         self._ensure_storage(chosen)

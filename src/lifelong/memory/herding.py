@@ -9,6 +9,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from lifelong.data.examples import Examples
+from lifelong.data.stored import REF_ROW
 from lifelong.memory._balance import assign_slots, balance_key, class_labels, water_fill
 from lifelong.memory.base import Memory
 from lifelong.memory.registry import BUFFERS
@@ -113,7 +114,7 @@ class Herding(Memory):
         # classes without new data shrink by dropping the tail of their herding order
         old_only = incoming[held_cls] == 0
         freed = [torch.nonzero(old_only & (self.slot_rank[:filled] >= target[held_cls])).squeeze(1)]
-        fields = [f for f in data if f in self.store] if self.store else list(data)
+        fields = [f for f in data if f in self.store or REF_ROW in self.store] if self.store else list(data)
         new_rows, new_cls, new_rank = [], [], []
         for c in torch.nonzero(incoming).squeeze(1).tolist():
             rows = torch.nonzero(labels == c).squeeze(1)
@@ -121,7 +122,9 @@ class Herding(Memory):
             mine = mine[torch.argsort(self.slot_rank[mine])]  # stored exemplars, in herding order
             cand = data.take(rows).without(*[f for f in data if f not in fields])
             if len(mine):
-                cand = Examples.cat([Examples({f: self.store[f][mine] for f in fields}), cand])
+                held = self.examples.take(mine)  # stored text: row references gathered into tokens
+                common = [f for f in cand if f in held]
+                cand = Examples.cat([held.select(*common), cand.select(*common)])
             pick = herding_order(self.features(cand, ctx), int(target[c]))
             ranks = torch.arange(len(pick))
             is_old = pick < len(mine)
