@@ -1,0 +1,62 @@
+"""Run experiments from a config: build everything, train, and keep every result.
+
+:func:`run_experiment` is what ``lifelong run`` does: it seeds, builds the
+stream, model and recipe from an :class:`~lifelong.config.ExperimentConfig`,
+runs :func:`~lifelong.engine.train_stream` with a checkpointer that writes
+``checkpoints/step-<run step>.pt`` atomically (at every task end and every
+``train.checkpoint_every`` steps; the newest ``checkpoints.keep`` are kept and
+``checkpoints/last.pt`` is the newest), and fills the run directory (resolved
+``config.yaml``, ``metrics.json``, CSVs, ``log.txt``) and the run index
+(``index.sqlite`` in the folder that holds the run). A run resumes from its
+folder alone (:func:`resume_experiment`).
+
+:func:`run_grid` runs a grid config (``lifelong compare``) in a process pool or
+on Ray, each run in its own folder, and returns the comparison rows; a worker
+process that dies fails only the run it was running.
+
+Where things live:
+
+=========================  ==============================================================
+:mod:`.build`              a run built from its config: ``build_experiment``, ``build_recipe``,
+                           ``Built``, ``build_trackers``
+:mod:`.run`                running or resuming one run: ``run_experiment``, ``resume_experiment``,
+                           the run log, checkpoint keeping, SIGTERM, resume overrides, start-up checks
+:mod:`.grid`               grids: ``run_grid``, its executors (in process, process pool, Ray)
+                           behind ``dispatch``, the worker context and the progress display
+=========================  ==============================================================
+"""
+
+from lifelong.experiment.build import Built, build_experiment, build_recipe, build_trackers
+from lifelong.experiment.grid import (
+    EXECUTORS,
+    GridOutcome,
+    GridRun,
+    WorkerContext,
+    default_workers,
+    dispatch,
+    grid_label,
+    grid_worker,
+    run_grid,
+)
+from lifelong.experiment.run import (
+    CHECKPOINT,
+    RESUMABLE_OVERRIDES,
+    STEP_CHECKPOINT,
+    Checkpoints,
+    RunInterrupted,
+    RunLog,
+    ScoreCache,
+    describe_checkpoints,
+    kept_checkpoints,
+    resume_experiment,
+    run_experiment,
+    warn,
+)
+
+__all__ = [
+    "Built", "build_experiment", "build_recipe", "build_trackers",
+    "EXECUTORS", "GridOutcome", "GridRun", "WorkerContext", "default_workers", "dispatch", "grid_label",
+    "grid_worker", "run_grid",
+    "CHECKPOINT", "RESUMABLE_OVERRIDES", "STEP_CHECKPOINT", "Checkpoints", "RunInterrupted", "RunLog", "ScoreCache",
+    "describe_checkpoints", "kept_checkpoints", "resume_experiment", "run_experiment", "warn",
+]
