@@ -1,14 +1,7 @@
 """Run experiments from a config: build everything, train, and keep every result.
 
-:func:`run_experiment` is what ``lifelong run`` does: it seeds, builds the
-stream, model and recipe from an :class:`~lifelong.config.ExperimentConfig`,
-runs :func:`~lifelong.engine.train_stream` with a checkpointer that writes
-``checkpoints/step-<run step>.pt`` atomically (at every task end and every
-``train.checkpoint_every`` steps; the newest ``checkpoints.keep`` are kept and
-``checkpoints/last.pt`` is the newest), and fills the run directory (resolved
-``config.yaml``, ``metrics.json``, CSVs, ``log.txt``) and the run index
-(``index.sqlite`` in the folder that holds the run). A run resumes from its
-folder alone (:func:`resume_experiment`).
+:func:`run_experiment` is what ``lifelong run`` does (one run into its folder, checkpointed, resumable
+from the folder alone with :func:`resume_experiment`; see :mod:`lifelong.experiment.run`).
 
 :func:`run_grid` runs a grid config (``lifelong compare``) in a process pool or
 on Ray, each run in its own folder, and returns the comparison rows; a worker
