@@ -32,5 +32,5 @@ def test_list_imports_the_registries_but_not_the_config_machinery():
     loaded = loaded_after("list", "strategies")
     assert "torch" in loaded and "rich" in loaded  # the registries' classes need torch; the table is rich's
     for mod in ("pydantic", "yaml", "lifelong.config", "lifelong.experiment", "transformers", "datasets",
-                "matplotlib", "sklearn", "torch._dynamo"):
+                "matplotlib", "sklearn", "scipy", "torch._dynamo"):
         assert mod not in loaded, mod

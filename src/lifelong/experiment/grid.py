@@ -343,9 +343,8 @@ class _PipeQueue:
 def _pool_worker(conn: Any, threads: int) -> None:
     """A pool worker process: runs the jobs its pipe brings, one at a time, until told to stop (None)."""
     try:
-        worker = WorkerContext()
+        worker = WorkerContext(queue=_PipeQueue(conn))  # the warm-up sends no progress
         worker.start(threads)
-        worker.queue = _PipeQueue(conn)
         while True:
             try:
                 job = conn.recv()
