@@ -5,7 +5,8 @@ Each command runs in a fresh interpreter under ``python -X importtime`` with
 subtree; the figure is the rest: what lifelong's command costs on top of
 torch. The median of ``--rounds`` fresh processes. On a shared machine the
 wall times wander; the CPU seconds of the whole process (command minus a
-bare ``import torch``) are steadier and shown beside them. Also shows what the first
+bare ``import torch``) are shown beside them as a cross-check (they carry
+the noise of torch's own import, about 0.1 s). Also shows what the first
 ``torch.optim`` optimiser costs a run (it imports ``torch._dynamo``).
 Target: well under a second beyond torch (last line: the slower command's median).
 
