@@ -23,10 +23,6 @@ def tiny(**train) -> dict:
     }
 
 
-class StopAfterFirstTask(Exception):
-    pass
-
-
 def _stopped_run(tmp_path, **train):
     """A run stopped after its first task (its checkpoint kept): the state a resume starts from."""
     from lifelong.engine.callbacks import Callback
