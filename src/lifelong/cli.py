@@ -348,9 +348,9 @@ def list_(what: str | None) -> None:
     """Benchmarks, models, strategies, buffers, consolidators, schedules, scorers and metrics, one line each."""
     from rich.table import Table
 
-    from lifelong.config import _registries
+    from lifelong.registry import registries  # not lifelong.config: listing needs no pydantic
 
-    regs = _registries()
+    regs = registries()
     names = {"benchmarks": "benchmark", "models": "model", "strategies": "strategy", "buffers": "buffer",
              "consolidators": "consolidator", "schedules": "schedule", "scorers": "scorer", "metrics": "metric"}
     console = _console()

@@ -47,36 +47,8 @@ from lifelong.errors import ConfigError
 # ----------------------------------------------------------------------------- registries (lazy)
 
 
-def _registries() -> dict[str, Any]:
-    """The registries configs name things from, imported on first use (no import-time work)."""
-    from lifelong.assessment import METRICS
-    from lifelong.consolidation import CONSOLIDATORS
-    from lifelong.curriculum import SCHEDULES
-    from lifelong.data.benchmarks import BENCHMARKS
-    from lifelong.memory import BUFFERS
-    from lifelong.models import MODELS
-
-    regs: dict[str, Any] = {"benchmark": BENCHMARKS, "model": MODELS, "schedule": SCHEDULES, "buffer": BUFFERS,
-                            "consolidator": CONSOLIDATORS, "metric": METRICS}
-    strategies = _optional_registry("lifelong.strategies", "STRATEGIES")
-    if strategies is not None:
-        regs["strategy"] = strategies
-    scorers = _optional_registry("lifelong.curriculum", "SCORERS")
-    if scorers is not None:
-        regs["scorer"] = scorers
-    return regs
-
-
-def _optional_registry(module: str, attr: str):
-    import importlib
-
-    try:
-        mod = importlib.import_module(module)
-    except ModuleNotFoundError as exc:
-        if exc.name != module:
-            raise
-        return None
-    return getattr(mod, attr, None)
+# the registries live with the registry class, so `lifelong list` reads them without this module (pydantic)
+from lifelong.registry import registries as _registries  # noqa: E402
 
 
 def registry(kind: str):

@@ -214,3 +214,33 @@ def build(registry: Registry, name: str, params: dict[str, Any] | None = None, *
         return cls(**kwargs)
     except TypeError as exc:
         raise ConfigError(f"{registry.kind} '{name}': {exc}") from None
+
+
+def registries() -> dict[str, Any]:
+    """The registries configs name things from (kind -> registry), imported on first use (no import-time work)."""
+    from lifelong.assessment import METRICS
+    from lifelong.consolidation import CONSOLIDATORS
+    from lifelong.curriculum import SCHEDULES
+    from lifelong.data.benchmarks import BENCHMARKS
+    from lifelong.memory import BUFFERS
+    from lifelong.models import MODELS
+
+    regs: dict[str, Any] = {"benchmark": BENCHMARKS, "model": MODELS, "schedule": SCHEDULES, "buffer": BUFFERS,
+                            "consolidator": CONSOLIDATORS, "metric": METRICS}
+    strategies = _optional_registry("lifelong.strategies", "STRATEGIES")
+    if strategies is not None:
+        regs["strategy"] = strategies
+    scorers = _optional_registry("lifelong.curriculum", "SCORERS")
+    if scorers is not None:
+        regs["scorer"] = scorers
+    return regs
+
+
+def _optional_registry(module: str, attr: str):
+    try:
+        mod = importlib.import_module(module)
+    except ModuleNotFoundError as exc:
+        if exc.name != module:
+            raise
+        return None
+    return getattr(mod, attr, None)

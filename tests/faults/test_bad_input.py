@@ -110,7 +110,7 @@ def test_a_failed_start_can_be_rerun_with_the_same_command(tmp_path):
 
 def test_a_start_up_failure_in_an_empty_folder_leaves_it_empty(tmp_path, monkeypatch):
     """A failure after the folder was taken (here: the engine refuses the device) undoes the folder's content."""
-    import lifelong.experiment as ex
+    import lifelong.experiment.run as ex  # the module that uses what is patched
     from lifelong.errors import LifelongError
 
     out = tmp_path / "run"

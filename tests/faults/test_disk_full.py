@@ -107,7 +107,7 @@ def test_a_run_on_a_full_disk_keeps_its_results_and_says_so(tmp_path, full_disk)
 
 
 def test_the_cli_on_a_full_disk_prints_one_message(tmp_path, full_disk, monkeypatch):
-    import lifelong.experiment as ex
+    import lifelong.experiment.run as ex  # the module that uses what is patched
 
     cfg = tmp_path / "c.yaml"
     cfg.write_text(yaml.safe_dump(config(steps=5, checkpoint_every=0)))

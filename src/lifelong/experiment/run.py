@@ -1,4 +1,4 @@
-"""Run experiments from a config: build everything, train, and keep every result.
+"""Running or resuming one run: train, checkpoint, and keep every result.
 
 :func:`run_experiment` is what ``lifelong run`` does: it seeds, builds the
 stream, model and recipe from an :class:`~lifelong.config.ExperimentConfig`,
@@ -18,19 +18,17 @@ config and the last checkpoint give the same numbers as an uninterrupted run.
 A run holds its folder's lock while it runs (a second writer is refused), and
 a run that cannot start leaves no folder behind.
 
-:func:`run_grid` runs a grid config (``lifelong compare``) in a process pool or
-on Ray, each run in its own folder, and returns the comparison rows; a worker
-process that dies fails only the run it was running.
+The folder, its log (:class:`RunLog`), checkpoints (:class:`Checkpoints`) and
+index row belong to this module; building the run from its config is
+:mod:`lifelong.experiment.build`, grids are :mod:`lifelong.experiment.grid`.
 """
 
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import os
 import time
 import traceback
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable, Sequence
 
@@ -38,86 +36,9 @@ from lifelong.config import ExperimentConfig, validate
 from lifelong.engine.callbacks import Callback
 from lifelong.engine.result import RunResult
 from lifelong.errors import ConfigError, LifelongError, TrainingError
+from lifelong.experiment.build import Built, build_experiment, build_trackers
 
 CHECKPOINT = "last.pt"
-
-
-# ----------------------------------------------------------------------------- building
-
-
-def build_recipe(cfg: ExperimentConfig, stream: Any):
-    """The engine :class:`~lifelong.engine.Recipe` for a single-run config.
-
-    The memory, review schedule, curriculum and scorer are built from their
-    sections; the strategy (composed with ``+``) decides the consolidators and
-    anything the config leaves unset (e.g. experience replay's memory).
-    """
-    from lifelong.config import parameters_of
-    from lifelong.curriculum import SCHEDULES
-    from lifelong.memory import BUFFERS
-    from lifelong.registry import build
-    from lifelong.strategies import STRATEGIES, compose
-
-    strat = cfg.strategy[0]
-    cur = cfg.curriculum[0] if cfg.curriculum else None
-    memory = None
-    if cfg.memory is not None and cfg.memory.size > 0:
-        memory = build(BUFFERS, cfg.memory.policy, cfg.memory.params, capacity=cfg.memory.size, seed=cfg.seed)
-    review = build(SCHEDULES, cfg.review.name, cfg.review.params) if cfg.review is not None else None
-    curriculum = build(SCHEDULES, cur.name, cur.params) if cur is not None else None
-    scorer = None
-    if cur is not None and cur.scorer is not None:
-        from lifelong.curriculum import SCORERS  # type: ignore[attr-defined]
-
-        scorer = build(SCORERS, cur.scorer, cur.scorer_params)
-    from lifelong.consolidation import CONSOLIDATORS
-
-    parts = []
-    for name in strat.parts:
-        params = strat.params_for(name)
-        # the strategy's own randomness (memory sampling, HFT's frozen half, EWC's Fisher sample)
-        # follows the run's seed; consolidator presets take their consolidator's parameters
-        seeded = "seed" in parameters_of(STRATEGIES.get(name))[0] or (
-            name in CONSOLIDATORS and "seed" in parameters_of(CONSOLIDATORS.get(name))[0])
-        if seeded:
-            params.setdefault("seed", cfg.seed)
-        parts.append((name, params))
-    recipe = compose(parts, memory=memory, review=review, curriculum=curriculum, scorer=scorer,
-                     name=strat.display)
-    if cur is not None and cur.pool is not None and cur.pool != recipe.pool:
-        recipe = dataclasses.replace(recipe, pool=cur.pool)  # re-validated by Recipe.__post_init__
-    return recipe
-
-
-@dataclass
-class Built:
-    """Everything a run needs, built from its config."""
-
-    stream: Any
-    model: Any
-    recipe: Any
-    train: Any
-    objective: Any = None
-
-
-def build_experiment(cfg: ExperimentConfig) -> Built:
-    """Seed, then build the stream, model, recipe and train config of a single-run config.
-
-    The model is initialised right after seeding (independently of how much
-    randomness building the benchmark used), so the same seed gives the same
-    initial weights whatever the benchmark.
-    """
-    from lifelong.data.benchmarks import make_benchmark
-    from lifelong.engine.loop import seed_everything
-    from lifelong.models import build_model
-
-    train = cfg.train_config()
-    seed_everything(cfg.seed)
-    stream = make_benchmark(cfg.benchmark.name, cfg.seed, **cfg.benchmark.params)
-    seed_everything(cfg.seed)
-    model = build_model(cfg.model.name, stream, **cfg.model.params)
-    recipe = build_recipe(cfg, stream)
-    return Built(stream, model, recipe, train)
 
 
 # ----------------------------------------------------------------------------- the log
@@ -170,6 +91,8 @@ class ScoreCache(Callback):
 
 
 # ----------------------------------------------------------------------------- one run
+
+
 
 
 def _load_checkpoint(path: Path) -> dict[str, Any] | None:
@@ -366,7 +289,8 @@ def run_experiment(
     ``config.yaml`` and last checkpoint (``config`` must then match the stored
     one, or be None); ``from_checkpoint=N`` resumes from the kept checkpoint of
     run step N instead (later ones are dropped); ``resume_overrides``
-    (``train.lr=...``, ``train.grad_clip=...``) change those settings for the
+    (``train.lr=...``, ``train.grad_clip=...`` or
+    ``train.max_grad_norm=...``) change those settings for the
     rest of the run. ``overwrite=True`` deletes an existing run folder first.
     The run is registered in ``<index_root>/index.sqlite`` (default: the
     folder that holds the run). ``metrics`` is the content of ``metrics.json``.
@@ -520,7 +444,7 @@ def _run_locked(cfg, out_path, lock, *, existed, resume, overwrite, progress, ca
             log.write(f"checkpoint after task {state['phase']} (run step {state['global_step']})")
 
     cbs: list[Callback] = [started, log, ScoreCache(rd.path / "scores"), *callbacks]
-    trackers = _trackers(cfg, rd.path)
+    trackers = build_trackers(cfg, rd.path)
     cbs.extend(trackers)
     if progress:
         from lifelong.engine.callbacks import ProgressBar
@@ -602,18 +526,27 @@ def resume_experiment(run_dir: str | os.PathLike, **kwargs: Any) -> tuple[RunRes
 
 
 #: settings a resumed run may change: what it takes to get past a diverged (NaN) step
-RESUMABLE_OVERRIDES = ("train.lr", "train.grad_clip")
+#: (``train.max_grad_norm`` is ``train.grad_clip``'s TrainingArguments name: the same setting)
+RESUMABLE_OVERRIDES = ("train.lr", "train.grad_clip", "train.max_grad_norm")
+
+#: the two names of the gradient-norm bound: a resumed run that sets one drops the other's stored value
+_CLIP_NAMES = ("train.grad_clip", "train.max_grad_norm")
 
 
 def _resume_overrides(stored: ExperimentConfig, overrides: Sequence[str]) -> ExperimentConfig:
     from lifelong.config import apply_overrides
 
-    bad = [o for o in overrides if o.split("=", 1)[0].strip() not in RESUMABLE_OVERRIDES]
+    keys = [o.split("=", 1)[0].strip() for o in overrides]
+    bad = [o for o, k in zip(overrides, keys) if k not in RESUMABLE_OVERRIDES]
     if bad:
-        raise ConfigError(f"a resumed run continues with its stored config.yaml; only "
-                          f"{' and '.join(RESUMABLE_OVERRIDES)} may change (e.g. after a NaN loss), not "
+        raise ConfigError(f"a resumed run continues with its stored config.yaml; only train.lr and train.grad_clip "
+                          f"may change (or train.max_grad_norm, grad_clip's other name; e.g. after a NaN loss), not "
                           f"{', '.join(bad)}. Start a new run for other changes.")
-    return validate(apply_overrides(stored.resolved(), list(overrides)), source="(resume)")
+    items = list(overrides)
+    given = [k for k in _CLIP_NAMES if k in keys]
+    if len(given) == 1:  # the new bound replaces the stored one, whichever name either uses
+        items.insert(0, f"{next(k for k in _CLIP_NAMES if k not in given)}=0")
+    return validate(apply_overrides(stored.resolved(), items), source="(resume)")
 
 
 def _stored_config(run_dir: Path, given: ExperimentConfig | None) -> ExperimentConfig:
@@ -651,489 +584,3 @@ def _check_writable(path: Path) -> None:
     if probe.is_dir() and not os.access(probe, os.W_OK | os.X_OK):
         raise StorageError(f"cannot write the run to {path}: the folder {probe} is not writable (permission denied). "
                            "Choose another output folder or fix its permissions.")
-
-
-def _trackers(cfg: ExperimentConfig, run_dir: Path) -> list[Any]:
-    if not (cfg.tracking.mlflow or cfg.tracking.tensorboard):
-        return []
-    from lifelong.tracking import Tracker
-
-    return [Tracker(run_dir, mlflow=cfg.tracking.mlflow, tensorboard=cfg.tracking.tensorboard,
-                    run_name=cfg.name or run_dir.name, params=cfg.resolved())]
-
-
-# ----------------------------------------------------------------------------- grids
-
-
-@dataclass
-class GridRun:
-    """The outcome of one run of a grid."""
-
-    name: str
-    path: Path
-    label: str
-    ok: bool
-    error: str | None = None
-    seconds: float = 0.0
-
-
-@dataclass
-class GridOutcome:
-    runs: list[GridRun] = field(default_factory=list)
-
-    @property
-    def failed(self) -> list[GridRun]:
-        return [r for r in self.runs if not r.ok]
-
-    def rows(self):
-        """Comparison rows (mean ± std per label over the successful runs)."""
-        from lifelong.runs.compare import RunEntry, compare
-        from lifelong.runs.rundir import load_run
-
-        entries = []
-        for r in self.runs:
-            if r.ok:
-                config, result, summary = load_run(r.path)
-                entries.append(RunEntry(r.label, result, config, summary, r.path))
-        return compare(entries), entries
-
-
-def grid_label(cfg: ExperimentConfig, grid: ExperimentConfig) -> str:
-    """The comparison label of one run: its strategy, plus its curriculum when the grid varies curricula."""
-    label = cfg.strategy_label
-    if len(grid.curriculum) > 1:
-        label += f" / {cfg.curriculum_label}"
-    return label
-
-
-_QUEUE = None
-
-
-def _worker_init(queue: Any, threads: int) -> None:
-    """Process-pool initialiser: one torch thread per worker (no oversubscription), the progress queue."""
-    global _QUEUE
-    _QUEUE = queue
-    import torch
-
-    torch.set_num_threads(max(1, threads))
-    warm_up()
-
-
-_WARM = False
-
-
-def warm_up() -> None:
-    """Pay a process's one-off costs (imports, first autograd and optimiser calls) before any run is timed,
-    so the first run of each worker does not report a slower wall time than the others."""
-    global _WARM
-    if _WARM:
-        return
-    _WARM = True
-    with contextlib.suppress(Exception):  # a warm-up problem must never stop the real runs
-        import torch
-
-        import lifelong.strategies  # noqa: F401
-        from lifelong.engine.loop import train_stream
-        from lifelong.models import build_model
-        from lifelong.data.benchmarks import make_benchmark
-        from lifelong.engine.config import TrainConfig
-
-        rng = torch.get_rng_state()
-        stream = make_benchmark("split-digits", 0, n_tasks=1, classes_per_task=2)
-        train_stream(stream, build_model("mlp", stream, hidden=[8]), None, TrainConfig(steps=2, device="cpu"))
-        torch.set_rng_state(rng)
-
-
-class _QueueProgress(Callback):
-    """Sends (run, task, step, total) to the parent's progress display at most a few times a second."""
-
-    def __init__(self, name: str, queue: Any, interval: float = 0.25):
-        self.name, self.queue, self.interval, self._last = name, queue, interval, 0.0
-
-    def _send(self, ctx, done: bool = False) -> None:
-        with contextlib.suppress(Exception):
-            self.queue.put_nowait((self.name, ctx.task_index, len(ctx.stream), ctx.step, ctx.total_steps, done))
-
-    def on_task_start(self, ctx) -> None:
-        self._send(ctx)
-
-    def on_step_end(self, ctx, loss: float) -> None:
-        now = time.monotonic()
-        if now - self._last >= self.interval:
-            self._last = now
-            self._send(ctx)
-
-    def on_task_end(self, ctx, row) -> None:
-        self._send(ctx)
-
-
-def grid_worker(name: str, data: dict[str, Any], path: str, resume: bool, overwrite: bool,
-                index_root: str, threads: int = 1) -> tuple[str, bool, str | None, float]:
-    """Run one grid cell (in a worker process or a Ray task); returns (name, ok, error, seconds).
-
-    Errors become strings (a worker's exception must not take the whole grid
-    down); with ``resume`` a finished run is kept as it is and a stopped one
-    continues from its checkpoint.
-    """
-    import torch
-
-    torch.set_num_threads(max(1, threads))
-    t0 = time.perf_counter()
-    cbs = [_QueueProgress(name, _QUEUE)] if _QUEUE is not None else []
-    try:
-        cfg = validate(data)
-        p = Path(path)
-        if resume and (p / "config.yaml").exists():
-            if _is_complete(p):
-                return name, True, None, 0.0
-            run_experiment(None, p, resume=True, progress=False, callbacks=cbs, index_root=index_root)  # type: ignore[arg-type]
-        else:
-            run_experiment(cfg, p, overwrite=overwrite, progress=False, callbacks=cbs, index_root=index_root)
-    except LifelongError as exc:
-        return name, False, str(exc), time.perf_counter() - t0
-    except KeyboardInterrupt:
-        return name, False, "interrupted", time.perf_counter() - t0
-    except Exception as exc:  # noqa: BLE001 - report a worker bug with its traceback
-        return name, False, "".join(traceback.format_exception(exc)), time.perf_counter() - t0
-    return name, True, None, time.perf_counter() - t0
-
-
-def _is_complete(path: Path) -> bool:
-    from lifelong.runs.io import read_json
-
-    m = path / "metrics.json"
-    if not m.exists():
-        return False
-    with contextlib.suppress(LifelongError):
-        return bool(read_json(m).get("complete"))
-    return False
-
-
-def default_workers(n_runs: int) -> int:
-    """Worker processes: one per available core, at most one per run."""
-    try:
-        cores = len(os.sched_getaffinity(0))
-    except AttributeError:  # pragma: no cover - macOS/Windows
-        cores = os.cpu_count() or 1
-    return max(1, min(n_runs, cores))
-
-
-def run_grid(
-    grid: ExperimentConfig,
-    out_dir: str | os.PathLike,
-    *,
-    workers: int | None = None,
-    executor: str = "process",
-    address: str | None = None,
-    resume: bool = False,
-    overwrite: bool = False,
-    progress: bool = True,
-    console: Any = None,
-) -> GridOutcome:
-    """Run every cell of ``grid`` into ``out_dir/<run name>`` and return the outcomes.
-
-    ``executor='process'`` uses a pool of ``workers`` processes (default: one
-    per core; ``workers=1`` runs in this process); ``executor='ray'`` sends
-    each run to Ray as a task (``address`` of an existing cluster, or a local
-    instance with ``workers`` CPUs). The run folders must be on a file system
-    every worker can reach. The index of the runs is ``out_dir/index.sqlite``.
-    """
-    if executor not in ("process", "ray"):
-        raise ConfigError(f"unknown executor '{executor}'; choose one of: process, ray.")
-    if resume and overwrite:
-        raise ConfigError("--resume and --overwrite contradict each other: pass one.")
-    cells = grid.expand()
-    out = Path(out_dir)
-    _check_writable(out)
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        from lifelong.runs.io import storage_error
-
-        raise storage_error(exc, out, "create the output folder") from exc
-    if not resume and not overwrite:
-        taken = [n for n, _ in cells if (out / n).exists() and any((out / n).iterdir())]
-        if taken:
-            raise ConfigError(f"{out} already holds run folder(s) {', '.join(taken[:5])}"
-                              f"{' ...' if len(taken) > 5 else ''}. Pass --resume to continue them, --overwrite to "
-                              "start them again, or choose another --out folder.")
-    labels = {n: grid_label(c, grid) for n, c in cells}
-    jobs = [(n, c.model_copy(update={"out": str(out / n)}).model_dump(mode="json"), str(out / n)) for n, c in cells]
-    workers = workers if workers and workers > 0 else default_workers(len(jobs))
-    index_root = str(out)
-    if executor == "ray":
-        results = _run_ray(jobs, workers, address, resume, overwrite, index_root, progress, console)
-    elif workers == 1:
-        results = _run_inline(jobs, resume, overwrite, index_root, progress, console)
-    else:
-        results = _run_pool(jobs, workers, resume, overwrite, index_root, progress, console)
-    by_name = {r[0]: r for r in results}
-    outcome = GridOutcome()
-    for n, _, p in jobs:
-        _, ok, err, secs = by_name.get(n, (n, False, "did not run", 0.0))
-        outcome.runs.append(GridRun(n, Path(p), labels[n], ok, err, secs))
-    return outcome
-
-
-class _GridProgress:
-    """The parent's view of a grid: an overall bar plus one bar per running run."""
-
-    def __init__(self, total: int, enabled: bool, console: Any = None):
-        self.enabled = enabled
-        self.bars: dict[str, Any] = {}
-        if not enabled:
-            return
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
-        self.progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                                 TimeElapsedColumn(), console=console, transient=False)
-        self.progress.start()
-        self.overall = self.progress.add_task("[bold]runs done", total=total)
-
-    def update(self, msg: tuple) -> None:
-        if not self.enabled:
-            return
-        name, task, n_tasks, step, total, _ = msg
-        desc = f"  {name} · task {task + 1}/{n_tasks}"
-        if name not in self.bars:
-            self.bars[name] = self.progress.add_task(desc, total=max(total, 1), completed=step)
-        else:
-            self.progress.update(self.bars[name], description=desc, total=max(total, 1), completed=step)
-
-    def done(self, name: str, ok: bool) -> None:
-        if not self.enabled:
-            return
-        if name in self.bars:
-            self.progress.remove_task(self.bars.pop(name))
-        self.progress.advance(self.overall)
-        if not ok:
-            self.progress.console.print(f"[red]run {name} failed[/red]")
-
-    def close(self) -> None:
-        if self.enabled:
-            self.progress.stop()
-
-
-def _drain(queue: Any, view: _GridProgress) -> None:
-    import queue as _q
-
-    while True:
-        try:
-            view.update(queue.get_nowait())
-        except _q.Empty:
-            return
-        except (EOFError, OSError):  # pragma: no cover - the queue closed under us
-            return
-
-
-def _run_inline(jobs, resume, overwrite, index_root, progress, console):
-    import queue as _q
-
-    global _QUEUE
-    view = _GridProgress(len(jobs), progress, console)
-    q: _q.Queue = _q.Queue()
-    _QUEUE, results = q, []
-    warm_up()
-    try:
-        for n, data, p in jobs:
-            results.append(grid_worker(n, data, p, resume, overwrite, index_root, threads=_torch_threads()))
-            _drain(q, view)
-            view.done(n, results[-1][1])
-    finally:
-        _QUEUE = None
-        view.close()
-    return results
-
-
-def _torch_threads() -> int:
-    import torch
-
-    return torch.get_num_threads()
-
-
-class _PipeQueue:
-    """The progress 'queue' of a pool worker: messages go up the worker's own pipe."""
-
-    def __init__(self, conn: Any):
-        self.conn = conn
-
-    def put_nowait(self, msg: tuple) -> None:
-        self.conn.send(("progress", msg))
-
-
-def _pool_worker(conn: Any, threads: int) -> None:
-    """A pool worker process: runs the jobs its pipe brings, one at a time, until told to stop (None)."""
-    global _QUEUE
-    try:
-        _worker_init(None, threads)
-        _QUEUE = _PipeQueue(conn)
-        while True:
-            try:
-                job = conn.recv()
-            except (EOFError, OSError):
-                return
-            if job is None:
-                return
-            conn.send(("result", grid_worker(*job, threads)))
-    except (KeyboardInterrupt, BrokenPipeError):  # Ctrl-C reaches the workers too; the parent reports it
-        return
-
-
-def _death(exitcode: int | None) -> str:
-    import signal
-
-    if exitcode is not None and exitcode < 0:
-        try:
-            return f"killed by signal {signal.Signals(-exitcode).name}"
-        except ValueError:
-            return f"killed by signal {-exitcode}"
-    return f"exit status {exitcode}"
-
-
-def _mark_dead(name: str, path: str, index_root: str, why: str) -> None:
-    """A run whose worker died: its log says why, the index says failed (results so far stay on disk)."""
-    from lifelong.runs.index import update_run
-
-    p = Path(path)
-    if p.is_dir():
-        RunLog(p / "log.txt").write(f"run failed: {why}; results so far are kept; continue with: "
-                                    "lifelong compare CONFIG --out FOLDER --resume")
-    with contextlib.suppress(LifelongError):
-        update_run(index_root, p, status="failed")
-
-
-def _run_pool(jobs, workers, resume, overwrite, index_root, progress, console):
-    """Run the jobs on ``workers`` processes, each fed through its own pipe.
-
-    A worker that dies (SIGKILL, out of memory) fails only the run it was
-    running: that run is marked failed with the reason, a new worker takes its
-    place, and the other runs go on. (A shared queue or executor would be left
-    broken by the dead process and fail every run.)
-    """
-    import multiprocessing as mp
-    from multiprocessing.connection import wait
-
-    ctx = mp.get_context("spawn")  # fork after torch has started threads can deadlock
-    view = _GridProgress(len(jobs), progress, console)
-    todo = list(jobs)
-    paths = {n: p for n, _, p in jobs}
-    results: list[tuple[str, bool, str | None, float]] = []
-    live: dict[Any, list] = {}  # parent end of the pipe -> [process, name of the run it runs or None]
-
-    def start() -> None:
-        parent, child = ctx.Pipe()
-        proc = ctx.Process(target=_pool_worker, args=(child, 1), daemon=True)
-        proc.start()
-        child.close()  # only the worker holds its end: its death closes the pipe
-        live[parent] = [proc, None]
-
-    def finish(res: tuple) -> None:
-        results.append(res)
-        view.done(res[0], res[1])
-
-    try:
-        for _ in range(min(workers, len(todo))):
-            start()
-        while todo or any(w[1] is not None for w in live.values()):
-            for conn, w in list(live.items()):
-                if w[1] is None and todo:
-                    n, data, p = todo.pop(0)
-                    try:
-                        conn.send((n, data, p, resume, overwrite, index_root))
-                        w[1] = n
-                    except (OSError, EOFError):
-                        todo.insert(0, (n, data, p))  # the worker died idle: its replacement takes the job
-            for conn in wait(list(live), timeout=0.5):
-                proc, running = live[conn]
-                try:
-                    kind, payload = conn.recv()
-                except (EOFError, OSError):  # the worker died
-                    proc.join(timeout=10)
-                    del live[conn]
-                    conn.close()
-                    if running is not None:
-                        why = f"its worker process (PID {proc.pid}) died, {_death(proc.exitcode)}"
-                        _mark_dead(running, paths[running], index_root, why)
-                        finish((running, False, f"{why}; the other runs went on. Results so far are kept; "
-                                "continue it with compare --resume.", 0.0))
-                    if todo:
-                        start()
-                    continue
-                if kind == "progress":
-                    view.update(payload)
-                else:
-                    live[conn][1] = None
-                    finish(payload)
-    finally:
-        view.close()
-        for conn, (proc, _) in live.items():
-            with contextlib.suppress(Exception):
-                conn.send(None)
-        for conn, (proc, _) in live.items():
-            proc.join(timeout=10)
-            if proc.is_alive():
-                proc.terminate()
-                proc.join(timeout=5)
-            with contextlib.suppress(Exception):
-                conn.close()
-    return results
-
-
-def _probe_address(address: str, timeout: float = 5.0) -> None:
-    """Fail fast on a Ray address nothing listens at (``ray.init`` would retry for minutes)."""
-    import re
-    import socket
-
-    m = re.fullmatch(r"(?:ray://)?\[?([^\]]+?)\]?:(\d+)", address.strip())
-    if m is None:  # 'auto', 'local' or another form Ray understands: let Ray judge it
-        return
-    host, port = m.group(1), int(m.group(2))
-    try:
-        with socket.create_connection((host, port), timeout=timeout):
-            pass
-    except OSError as exc:
-        raise LifelongError(f"cannot start or reach the Ray cluster at {address}: nothing answers there "
-                            f"({exc.strerror or exc}). Check --address (host:port of the head node, e.g. "
-                            "10.0.0.5:6379), or use --executor process.") from None
-
-
-def _run_ray(jobs, workers, address, resume, overwrite, index_root, progress, console):
-    from lifelong.errors import require
-
-    ray = require("ray", "distributed", "--executor ray")
-    started = False
-    if not ray.is_initialized():
-        kwargs: dict[str, Any] = dict(include_dashboard=False, log_to_driver=False, configure_logging=False)
-        if address:
-            _probe_address(address)
-            kwargs["address"] = address
-        else:
-            kwargs["num_cpus"] = workers
-        try:
-            ray.init(**kwargs)
-        except Exception as exc:  # noqa: BLE001 - Ray's own errors vary by version
-            where = f"the Ray cluster at {address}" if address else "a local Ray instance"
-            raise LifelongError(f"cannot start or reach {where}: {exc}".rstrip(".") + ". Use --executor process, "
-                                "or check --address.") from None
-        started = True
-    view = _GridProgress(len(jobs), progress, console)
-    results = []
-    try:
-        remote = ray.remote(num_cpus=1, max_retries=0)(grid_worker)
-        refs = {remote.remote(n, data, p, resume, overwrite, index_root, 1): n for n, data, p in jobs}
-        pending = list(refs)
-        while pending:
-            done, pending = ray.wait(pending, num_returns=1, timeout=0.5)
-            for ref in done:
-                try:
-                    res = ray.get(ref)
-                except Exception as exc:  # noqa: BLE001 - a Ray task or worker failed
-                    res = (refs[ref], False, f"Ray task failed: {exc}", 0.0)
-                results.append(res)
-                view.done(res[0], res[1])
-    finally:
-        view.close()
-        if started:
-            ray.shutdown()
-    return results
-
