@@ -288,9 +288,12 @@ def _print_run(metrics: dict[str, Any], run_dir: Path, console) -> None:
 @click.option("--resume", is_flag=True, help="Keep finished runs in --out, continue stopped ones, start the rest.")
 @click.option("--overwrite", is_flag=True, help="Delete the grid's existing run folders first.")
 @click.option("--quiet", is_flag=True, help="No progress display.")
+@click.option("--no-vectorize", "no_vectorize", is_flag=True,
+              help="Run every cell in its own process instead of training runs of one shape as stacks "
+                   "(same numbers either way).")
 @_with_common
 def compare(config: str, out: str | None, workers: int, executor: str, address: str | None, resume: bool,
-            overwrite: bool, quiet: bool, overrides: tuple[str, ...], **flags: Any) -> None:
+            overwrite: bool, quiet: bool, no_vectorize: bool, overrides: tuple[str, ...], **flags: Any) -> None:
     """Run a grid (lists of strategies, curricula or seeds in CONFIG) and print the comparison table."""
     from lifelong.experiment import run_grid
 
@@ -302,7 +305,7 @@ def compare(config: str, out: str | None, workers: int, executor: str, address: 
     if address and executor != "ray":
         raise ConfigError("--address is for --executor ray.")
     outcome = run_grid(grid, out, workers=workers or None, executor=executor, address=address, resume=resume,
-                       overwrite=overwrite, progress=not quiet, console=console)
+                       overwrite=overwrite, progress=not quiet, console=console, vectorize=not no_vectorize)
     _report_grid(outcome, Path(out), grid.name or Path(config).stem, console,
                  again=f"lifelong compare {config} --out {out}")
 

@@ -194,6 +194,7 @@ def run_grid(
     overwrite: bool = False,
     progress: bool = True,
     console: Any = None,
+    vectorize: bool = True,
 ) -> GridOutcome:
     """Run every cell of ``grid`` into ``out_dir/<run name>`` and return the outcomes.
 
@@ -202,6 +203,12 @@ def run_grid(
     each run to Ray as a task (``address`` of an existing cluster, or a local
     instance with ``workers`` CPUs). The run folders must be on a file system
     every worker can reach. The index of the runs is ``out_dir/index.sqlite``.
+
+    With ``vectorize`` (the default), runs that share a model, data and batch
+    schedule and differ only in seed or scalar hyper-parameters train as one
+    stacked computation in this process (:mod:`lifelong.vectorized`, the same
+    numbers as separate runs); the rest go to the executor, and the console
+    says which went where and why.
     """
     if executor not in EXECUTORS:
         raise ConfigError(f"unknown executor '{executor}'; choose one of: {', '.join(EXECUTORS)}.")
@@ -226,14 +233,51 @@ def run_grid(
     jobs = [(n, c.model_copy(update={"out": str(out / n)}).model_dump(mode="json"), str(out / n)) for n, c in cells]
     workers = workers if workers and workers > 0 else default_workers(len(jobs))
     index_root = str(out)
-    results = dispatch(jobs, executor=executor, workers=workers, address=address, resume=resume,
-                       overwrite=overwrite, index_root=index_root, progress=progress, console=console)
+    stacked, jobs_left = _vectorised_jobs(jobs, resume, console) if vectorize and executor == "process" else ([], jobs)
+    results = _run_vectorised(stacked, overwrite, index_root, console) if stacked else []
+    if jobs_left:
+        results += dispatch(jobs_left, executor=executor, workers=workers, address=address, resume=resume,
+                            overwrite=overwrite, index_root=index_root, progress=progress, console=console)
     by_name = {r[0]: r for r in results}
     outcome = GridOutcome()
     for n, _, p in jobs:
         _, ok, err, secs = by_name.get(n, (n, False, "did not run", 0.0))
         outcome.runs.append(GridRun(n, Path(p), labels[n], ok, err, secs))
     return outcome
+
+
+def _vectorised_jobs(jobs, resume: bool, console: Any) -> tuple[list, list]:
+    """Split the jobs into those that train as stacks (groups of two or more) and the rest, saying why."""
+    from lifelong.vectorized import vectorizable
+
+    cfgs = [ExperimentConfig.model_validate(data).single() for _, data, _ in jobs]
+    groups, reasons = vectorizable(cfgs)
+    stacked: list[int] = []
+    for members in groups:
+        fresh = [i for i in members if not (resume and (Path(jobs[i][2]) / "config.yaml").exists())]
+        if len(fresh) >= 2:  # a run resumed from its folder continues in a process, as `lifelong run --resume`
+            stacked += fresh
+    rest = [j for i, j in enumerate(jobs) if i not in set(stacked)]
+    if console is not None and stacked:
+        why = sorted({reasons[i] for i in reasons})
+        console.print(f"vectorised: {len(stacked)} run(s) train as stacks in this process (same numbers as separate "
+                      f"runs); {len(rest)} in worker processes" + (f" ({'; '.join(why)})" if why else "") + ".")
+    return [jobs[i] for i in stacked], rest
+
+
+def _run_vectorised(jobs, overwrite: bool, index_root: str, console: Any) -> list[tuple[str, bool, str | None, float]]:
+    from lifelong.vectorized import run_vectorized
+
+    cfgs = [ExperimentConfig.model_validate(data).single() for _, data, _ in jobs]
+    status = console.status(f"training {len(jobs)} runs as stacks...") if console is not None else None
+    if status is not None:
+        status.start()
+    try:
+        report = run_vectorized(cfgs, [p for _, _, p in jobs], overwrite=overwrite, index_root=index_root)
+    finally:
+        if status is not None:
+            status.stop()
+    return [(n, ok, err, secs) for (n, _, _), (ok, err, secs) in zip(jobs, report)]
 
 
 #: the executors a grid can run on (``lifelong compare --executor``)
