@@ -146,3 +146,25 @@ def test_tiny_model_folder_keeps_its_bpe_tokenizer(tmp_path, bpe):
     again = transformers.AutoTokenizer.from_pretrained(str(tmp_path / "m"))
     assert again.get_vocab() == bpe.get_vocab() and again.chat_template == bpe.chat_template
     assert hf_causal_lm(s, name_or_path=str(tmp_path / "m")) is not None
+
+
+def test_a_text_run_with_hf_causal_lm_encodes_with_the_models_tokenizer_by_default(tmp_path, bpe):
+    """No `tokenizer:` in the text benchmark: the stream is encoded with the model folder's tokenizer."""
+    import transformers
+
+    from lifelong.config import validate
+    from lifelong.experiment import build_experiment
+
+    folder = tmp_path / "llama"
+    cfg = transformers.LlamaConfig(vocab_size=len(bpe), hidden_size=32, intermediate_size=64, num_hidden_layers=1,
+                                   num_attention_heads=2, num_key_value_heads=2, max_position_embeddings=64)
+    transformers.AutoModelForCausalLM.from_config(cfg).save_pretrained(str(folder))
+    bpe.save_pretrained(str(folder))
+    data = tmp_path / "d.jsonl"
+    data.write_text("\n".join(json.dumps({"prompt": f"q{i}", "completion": "a", "task": "t"}) for i in range(6)))
+    built = build_experiment(validate({
+        "benchmark": {"name": "text", "params": {"path": str(data)}},
+        "model": {"name": "hf-causal-lm", "params": {"name_or_path": str(folder)}},
+        "train": {"steps": 1}, "device": "cpu"}))
+    tok = built.stream.info["tokenizer"]
+    assert not hasattr(tok, "alphabet") and len(tok) == len(bpe)  # the model's BPE, not the character tokenizer

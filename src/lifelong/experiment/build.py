@@ -83,7 +83,15 @@ def build_experiment(cfg: ExperimentConfig) -> Built:
 
     train = cfg.train_config()
     seed_everything(cfg.seed)
-    stream = make_benchmark(cfg.benchmark.name, cfg.seed, **cfg.benchmark.params)
+    params = dict(cfg.benchmark.params)
+    if cfg.benchmark.name == "text" and not params.get("tokenizer"):
+        from lifelong.hf.models import model_tokenizer
+
+        # a pretrained model's text is encoded with the model's own tokenizer unless one is given
+        own = model_tokenizer(cfg.model.name, cfg.model.params)
+        if own:
+            params["tokenizer"] = own
+    stream = make_benchmark(cfg.benchmark.name, cfg.seed, **params)
     seed_everything(cfg.seed)
     model = build_model(cfg.model.name, stream, **cfg.model.params)
     recipe = build_recipe(cfg, stream)
