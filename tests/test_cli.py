@@ -126,10 +126,10 @@ GRID.pop("seed")
 
 @pytest.fixture(scope="module")
 def pool_grid(tmp_path_factory):
-    """The small grid run once in a 2-process pool: (config path, output folder, CLI output)."""
+    """The small grid run once in a 2-process pool (not vectorised): (config path, output folder, CLI output)."""
     tmp = tmp_path_factory.mktemp("pool")
     cfg = write(tmp, GRID)
-    res = invoke("compare", str(cfg), "--out", str(tmp / "grid"), "--workers", "2", "--quiet")
+    res = invoke("compare", str(cfg), "--out", str(tmp / "grid"), "--workers", "2", "--quiet", "--no-vectorize")
     assert res.exit_code == 0, res.output
     return cfg, tmp / "grid", res.output
 

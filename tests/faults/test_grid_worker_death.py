@@ -29,7 +29,7 @@ def test_one_dead_worker_fails_only_its_run(tmp_path):
     data.pop("seed")
     cfg = write_config(tmp_path, data)
     grid = tmp_path / "grid"
-    proc = start_cli("compare", str(cfg), "--out", str(grid), "--workers", "2", "--quiet")
+    proc = start_cli("compare", str(cfg), "--out", str(grid), "--workers", "2", "--quiet", "--no-vectorize")
     name, pid = wait_for(lambda: _victim(grid, proc.pid), proc, timeout=240, what="a run with a checkpoint")
     import os
 
