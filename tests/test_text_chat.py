@@ -105,16 +105,24 @@ def test_tiny_causal_lm_sizes():
         tiny_causal_lm(vocab_size=512, size="huge")
 
 
-def test_hf_causal_lm_refuses_a_tokenizer_that_is_not_the_models(tmp_path, bpe):
+def _llama_folder(tmp_path, bpe):
+    """A tiny Llama saved with its BPE tokenizer, as a user keeps a pretrained model: (folder, its config)."""
     import transformers
-
-    from lifelong.hf.models import hf_causal_lm, model_tokenizer
 
     folder = tmp_path / "llama"
     cfg = transformers.LlamaConfig(vocab_size=len(bpe), hidden_size=32, intermediate_size=64, num_hidden_layers=1,
                                    num_attention_heads=2, num_key_value_heads=2, max_position_embeddings=64)
     transformers.AutoModelForCausalLM.from_config(cfg).save_pretrained(str(folder))
     bpe.save_pretrained(str(folder))
+    return folder, cfg
+
+
+def test_hf_causal_lm_refuses_a_tokenizer_that_is_not_the_models(tmp_path, bpe):
+    import transformers
+
+    from lifelong.hf.models import hf_causal_lm, model_tokenizer
+
+    folder, cfg = _llama_folder(tmp_path, bpe)
     assert model_tokenizer("hf-causal-lm", {"name_or_path": str(folder)}) == str(folder)
     data = tmp_path / "d.jsonl"
     data.write_text("\n".join(json.dumps({"prompt": f"q{i}", "completion": "a", "task": "t"}) for i in range(6)))
@@ -150,16 +158,10 @@ def test_tiny_model_folder_keeps_its_bpe_tokenizer(tmp_path, bpe):
 
 def test_a_text_run_with_hf_causal_lm_encodes_with_the_models_tokenizer_by_default(tmp_path, bpe):
     """No `tokenizer:` in the text benchmark: the stream is encoded with the model folder's tokenizer."""
-    import transformers
-
     from lifelong.config import validate
     from lifelong.experiment import build_experiment
 
-    folder = tmp_path / "llama"
-    cfg = transformers.LlamaConfig(vocab_size=len(bpe), hidden_size=32, intermediate_size=64, num_hidden_layers=1,
-                                   num_attention_heads=2, num_key_value_heads=2, max_position_embeddings=64)
-    transformers.AutoModelForCausalLM.from_config(cfg).save_pretrained(str(folder))
-    bpe.save_pretrained(str(folder))
+    folder, _ = _llama_folder(tmp_path, bpe)
     data = tmp_path / "d.jsonl"
     data.write_text("\n".join(json.dumps({"prompt": f"q{i}", "completion": "a", "task": "t"}) for i in range(6)))
     built = build_experiment(validate({
