@@ -42,3 +42,13 @@ def require(module: str, extra: str, feature: str):
         return importlib.import_module(module)
     except ImportError as exc:  # pragma: no cover - depends on the environment
         raise MissingDependencyError(module.split(".")[0], extra, feature) from exc
+
+
+class RunStopped(KeyboardInterrupt):
+    """A run stopped on request (an observer set ``Context.stop``, e.g. a TrainerCallback's
+    ``should_training_stop``), after a checkpoint: handled like Ctrl-C (results kept, resumable)."""
+
+    def __init__(self, reason: str):
+        super().__init__(reason)
+        self.reason = reason
+

@@ -28,7 +28,7 @@ from lifelong.engine.distributed import mean_over_ranks
 from lifelong.engine.phase import (Phase, Teacher, evaluate_tasks, make_objective, make_optimizer,  # noqa: F401
                                    resolve_device, run_quiz, seed_everything, task_ages)
 from lifelong.engine.result import RunResult
-from lifelong.errors import LifelongError
+from lifelong.errors import LifelongError, RunStopped
 
 Checkpointer = Callable[[dict[str, Any]], None]
 _task_ages = task_ages  # the name tests and older code import
@@ -111,14 +111,14 @@ def train_stream(
                     teacher.after_step(ph, value)
                     if stop.requested or teacher.ctx.stop:
                         save(ph)
-                        raise KeyboardInterrupt
+                        raise RunStopped(teacher.ctx.stop) if teacher.ctx.stop else KeyboardInterrupt
                     if cfg.checkpoint_every and teacher.ctx.step % cfg.checkpoint_every == 0 \
                             and teacher.ctx.step < ph.total:
                         save(ph)
                 teacher.end_phase(ph)
                 save(ph, phase_done=True)
                 if teacher.ctx.stop and index + 1 < len(teacher.phases):
-                    raise KeyboardInterrupt(teacher.ctx.stop)
+                    raise RunStopped(teacher.ctx.stop)
         except (LifelongError, KeyboardInterrupt) as exc:
             exc.result = teacher.finish(exc)  # type: ignore[attr-defined]
             raise

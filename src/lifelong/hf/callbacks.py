@@ -61,7 +61,7 @@ from typing import Any, Sequence
 
 from lifelong.assessment import average_accuracy, forgetting
 from lifelong.engine.callbacks import Callback
-from lifelong.errors import ConfigError, require
+from lifelong.errors import ConfigError, RunStopped, require
 
 #: ``TrainerControl`` flags the Trainer's ``CallbackHandler`` clears before an event
 _RESETS = {"on_train_begin": ("should_training_stop",), "on_epoch_begin": ("should_epoch_stop",),
@@ -76,12 +76,8 @@ _NOT_ACTED_ON = {
 }
 
 
-class TrainingStopped(KeyboardInterrupt):
-    """A ``TrainerCallback`` set ``control.should_training_stop``: the run stops, keeping its results."""
-
-    def __init__(self, reason: str):
-        super().__init__(reason)
-        self.reason = reason
+#: a ``TrainerCallback`` set ``control.should_training_stop``: the run stops, keeping its results
+TrainingStopped = RunStopped
 
 
 class TrainerCallbackAdapter(Callback):

@@ -58,7 +58,7 @@ from lifelong.data.examples import Examples
 from lifelong.data.task import Stream
 from lifelong.engine.pool import task_examples
 from lifelong.engine.result import RunResult
-from lifelong.errors import ConfigError, require
+from lifelong.errors import ConfigError, RunStopped, require
 from lifelong.hf.objective import LM_FIELDS, CausalLMObjective
 
 INDEX, TASK = "lifelong_index", "lifelong_task"
@@ -451,9 +451,9 @@ class ContinualTrainer:
                     trainer.optimizer, trainer.lr_scheduler = None, None
                 trainer.train()
                 if teacher.ctx.stop:
-                    raise KeyboardInterrupt(teacher.ctx.stop)
+                    raise RunStopped(teacher.ctx.stop)
                 if int(trainer.state.global_step) < ph.total:  # a TrainerCallback ended this task's train() early
-                    raise KeyboardInterrupt(f"training stopped in task '{ph.task.name}' after {trainer.state.global_step} "
+                    raise RunStopped(f"training stopped in task '{ph.task.name}' after {trainer.state.global_step} "
                                             f"of {ph.total} steps (control.should_training_stop); results so far kept")
                 offset = teacher.ctx.global_step - ph.total
                 self.log_history.extend({**row, "task": index, "run_step": offset + int(row.get("step", 0))}
