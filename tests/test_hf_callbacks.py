@@ -239,3 +239,29 @@ def test_through_continual_trainer_one_axis_too(stream, tmp_path):
     assert [e[1] for e in rec.names("evaluate")] == [STEPS * (i + 1) for i in range(n)]
     assert [e[4][f"eval_acc/{stream.task_names[-1]}"] for e in rec.names("evaluate")] == pytest.approx(
         [row[-1] for row in result.accuracy])
+
+
+def test_a_trainers_report_to_gets_one_run_with_the_matrix(stream, tmp_path, monkeypatch):
+    """report_to=["tensorboard"] on the wrapped Trainer: one event file for the 3-task stream, one step
+    axis, the accuracy matrix logged at each task end (not one run per task restarting at step 1)."""
+    pytest.importorskip("tensorboard")
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    from lifelong.hf.trainer import ContinualTrainer
+
+    logdir = tmp_path / "tb"
+    monkeypatch.setenv("TENSORBOARD_LOGGING_DIR", str(logdir))
+    args = transformers.TrainingArguments(
+        output_dir=str(tmp_path / "t"), per_device_train_batch_size=8, learning_rate=5e-3, max_steps=STEPS,
+        report_to=["tensorboard"], use_cpu=True, logging_strategy="steps", logging_steps=LOG, save_strategy="no",
+        disable_tqdm=True, seed=0)
+    trainer = transformers.Trainer(model=_model(stream), args=args)
+    result = ContinualTrainer(trainer, stream, seed=0, eval_batch_size=32).fit()
+    files = list(logdir.rglob("events.out.tfevents.*"))
+    assert len(files) == 1, files
+    acc = EventAccumulator(str(files[0].parent))
+    acc.Reload()
+    loss_steps = [ev.step for ev in acc.Scalars("train/loss")]
+    assert loss_steps == sorted(loss_steps) and loss_steps[-1] > STEPS  # past the first task: one axis
+    last = stream.task_names[-1]
+    assert [ev.value for ev in acc.Scalars(f"eval/acc/{last}")] == pytest.approx([row[-1] for row in result.accuracy])

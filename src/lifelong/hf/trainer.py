@@ -320,6 +320,7 @@ class ContinualTrainer:
         self._last: tuple[Any, float] | None = None
         self.eval_collator = trainer.data_collator
         trainer.data_collator = LMCollator()
+        self.callbacks += self._one_run_for_report_to(trainer)
         self.run_dir = os.fspath(run_dir) if run_dir is not None else None
         self.save_models = bool(save_models)
         self._output_dir = str(trainer.args.output_dir)
@@ -348,6 +349,23 @@ class ContinualTrainer:
         return cls(trainer, stream, schedule=schedule, review=review, memory=memory, consolidators=consolidators,
                    objective=objective, steps=steps, seed=seed, eval_batch_size=eval_batch_size, evaluate=evaluate,
                    scorer=scorer, callbacks=callbacks, run_dir=run_dir, save_models=save_models)
+
+    @staticmethod
+    def _one_run_for_report_to(trainer: Any) -> list[Any]:
+        """The Trainer's ``report_to`` integrations (TensorBoard, MLflow, W&B...) fed by the engine instead:
+        the Trainer's own would open one run per task whose step axis restarts at every task; fed through
+        :class:`~lifelong.hf.callbacks.TrainerCallbackAdapter` they get one run, the run's global step and
+        the accuracy matrix at every task end."""
+        report_to = [r for r in (trainer.args.report_to or []) if r not in ("none", None)]
+        if not report_to:
+            return []
+        from transformers.integrations import get_reporting_integration_callbacks
+
+        from lifelong.hf.callbacks import TrainerCallbackAdapter
+
+        for cls in get_reporting_integration_callbacks(report_to):
+            trainer.remove_callback(cls)
+        return [TrainerCallbackAdapter(report_to=report_to, args=trainer.args)]
 
     @property
     def driver(self) -> str:
