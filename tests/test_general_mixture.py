@@ -183,3 +183,38 @@ def test_general_and_domain_validation_losses_reach_the_run_folder(tmp_path):
     _, back, _ = load_run(tmp_path / "run")
     got = [r for r in back.schedule_log if r.get("general/val_loss") not in (None, "")]
     assert [float(r["general/val_loss"]) for r in got] == pytest.approx([r["general/val_loss"] for r in rows])
+
+
+def test_trainer_driver_mixes_the_same_rows_as_the_loop(tmp_path):
+    """ContinualTrainer around a transformers.Trainer draws through the same Teacher.take: same losses."""
+    import transformers
+
+    from lifelong.engine.callbacks import Callback
+    from lifelong.hf.trainer import ContinualTrainer
+    from lifelong.memory import BUFFERS
+
+    class Losses(Callback):
+        def __init__(self):
+            self.losses = []
+
+        def on_step_end(self, ctx, loss):
+            self.losses.append(loss)
+
+    s = _stream(tmp_path, ratio=0.25)
+    loop_log, hf_log = Losses(), Losses()
+    cfg = TrainConfig(steps=4, batch_size=8, optimizer="adamw", lr=5e-3, device="cpu", seed=0, log_every=0)
+    transformers.set_seed(0)
+    loop = train_stream(s, _model(s), Recipe(memory=BUFFERS.get("reservoir")(capacity=16)), cfg,
+                        callbacks=[loop_log])
+    args = transformers.TrainingArguments(
+        output_dir=str(tmp_path / "hf"), per_device_train_batch_size=8, learning_rate=5e-3, max_steps=4,
+        report_to=[], use_cpu=True, logging_strategy="no", save_strategy="no", disable_tqdm=True,
+        lr_scheduler_type="constant", weight_decay=0.0, max_grad_norm=0.0, seed=0)
+    trainer = transformers.Trainer(model=_model(s), args=args)
+    hf = ContinualTrainer(trainer, s, memory=BUFFERS.get("reservoir")(capacity=16), seed=0,
+                          callbacks=[hf_log]).fit()
+    assert loop.complete and hf.complete
+    assert loop_log.losses == pytest.approx(hf_log.losses, rel=1e-4, abs=1e-5)
+    shares = [r["general/token_share"] for r in hf.schedule_log if "general/token_share" in r]
+    assert shares and shares[-1] > 0.2 and shares == pytest.approx([r["general/token_share"] for r in loop.schedule_log
+                                               if "general/token_share" in r])
