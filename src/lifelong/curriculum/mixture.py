@@ -135,6 +135,7 @@ class GeneralMixture:
         """Indices of the general rows for a batch with ``task_tokens`` task tokens (None: none)."""
         f = self.fraction(step)
         self.last_fraction = f
+        self.task_tokens += task_tokens
         if f <= 0.0:
             return None
         target = f / (1.0 - f) * task_tokens + self.debt
@@ -149,7 +150,6 @@ class GeneralMixture:
             given += length
         self.debt = target - given
         self.general_tokens += given
-        self.task_tokens += task_tokens
         return torch.tensor(rows, dtype=torch.long) if rows else None
 
     def rows(self, index: Tensor, like: Examples, fields: tuple[str, ...], task: int) -> Examples:
@@ -170,7 +170,8 @@ class GeneralMixture:
         return self.general_tokens / total if total else 0.0
 
     def log(self) -> dict[str, float]:
-        return {"general/fraction": self.last_fraction, "general/token_share": self.share()}
+        return {"general/fraction": self.last_fraction, "general/token_share": self.share(),
+                "general/tokens": self.general_tokens, "general/task_tokens": self.task_tokens}
 
     # -- validation ----------------------------------------------------------------------
     def validation(self, model: Any, objective: Any, tasks: Any, device: Any, batch_size: int) -> dict[str, float]:
