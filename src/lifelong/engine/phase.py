@@ -258,8 +258,9 @@ class Teacher:
         self.review, self.memory = self.recipe.review, self.recipe.memory
         self.consolidators = list(self.recipe.consolidators)
         self.phases = phase_pools(stream, self.recipe)
-        #: the general corpus mixed into every batch (``stream.info["general"]``), or None
-        self.mixture = general_mixture(stream, seed=self.cfg.seed)
+        #: the general corpus mixed into every batch (``stream.info["general"]``), or None; each process
+        #: draws its own general rows (its own seed), as it draws its own share of the pool
+        self.mixture = general_mixture(stream, seed=self.cfg.seed + 7_919 * distributed.rank())
         self.memory_fields = tuple(dict.fromkeys(f for c in self.consolidators for f in c.memory_fields))
         self.mean_loss = getattr(self.objective, "loss", None) or \
             (lambda o, d: self.objective.per_sample_loss(o, d).mean())
