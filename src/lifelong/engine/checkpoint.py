@@ -34,9 +34,9 @@ if TYPE_CHECKING:  # pragma: no cover
 #: keys every checkpoint holds
 KEYS = ("phase", "step", "global_step", "model", "optimizer", "scaler", "consolidators", "memory", "curriculum",
         "sampler", "review", "review_sampler", "difficulty", "rng", "result", "task_seconds_so_far",
-        "assess_seconds_so_far", "lr_scheduler")
+        "assess_seconds_so_far", "lr_scheduler", "general")
 #: keys a checkpoint written by an earlier version may lack
-OPTIONAL = ("assess_seconds_so_far", "lr_scheduler")
+OPTIONAL = ("assess_seconds_so_far", "lr_scheduler", "general")
 
 
 class CheckpointError(LifelongError):
@@ -106,6 +106,8 @@ def capture(teacher: "Teacher", ph: "Phase", phase_done: bool = False) -> dict[s
         "sampler": ph.sampler.state_dict(),
         "review": review_state,
         "review_sampler": ph.review_sampler.state_dict() if reviewing else None,
+        # the general mixture's sampler, token debt and loss averages carry across phases
+        "general": teacher.mixture.state_dict() if teacher.mixture is not None else None,
         "difficulty": ph.view.difficulty,
         "rng": rng_state(),
         "result": teacher.result.to_dict(),
@@ -146,6 +148,8 @@ def restore_run(teacher: "Teacher", state: dict[str, Any]) -> None:
         teacher.memory.load_state_dict(state["memory"])
     for c, s in zip(teacher.consolidators, state["consolidators"]):
         c.load_state_dict(to_device(s, teacher.device))
+    if teacher.mixture is not None and state.get("general") is not None:
+        teacher.mixture.load_state_dict(state["general"])
     if not mid_phase:
         if teacher.review is not None and state.get("review") is not None:
             teacher.review.load_state_dict(state["review"])

@@ -30,7 +30,8 @@ class Batch:
     ``data`` holds the model fields plus ``task`` for all rows; the first
     ``n_new`` rows come from the pool (``pool_index`` gives their pool
     indices), the rest from memory (``replay`` holds those rows with every
-    stored field, e.g. DER's ``logits``; ``replay_index`` their memory slots).
+    stored field, e.g. DER's ``logits``; ``replay_index`` their memory slots),
+    then the general mixture's rows (``general_index``), if any.
     """
 
     data: Examples
@@ -38,6 +39,8 @@ class Batch:
     pool_index: Tensor
     replay: Examples | None = None
     replay_index: Tensor | None = None
+    #: rows of the general corpus appended after the replayed rows (their indices in it), or None
+    general_index: Tensor | None = None
 
     @property
     def size(self) -> int:

@@ -39,6 +39,7 @@ from torch import Tensor, nn
 
 from lifelong.curriculum.base import Feedback, PoolView
 from lifelong.curriculum.basic import Uniform
+from lifelong.curriculum.mixture import general_mixture, token_count
 from lifelong.curriculum.sampler import ScheduleSampler
 from lifelong.data.examples import Examples
 from lifelong.data.task import Stream, Task
@@ -257,6 +258,9 @@ class Teacher:
         self.review, self.memory = self.recipe.review, self.recipe.memory
         self.consolidators = list(self.recipe.consolidators)
         self.phases = phase_pools(stream, self.recipe)
+        #: the general corpus mixed into every batch (``stream.info["general"]``), or None; each process
+        #: draws its own general rows (its own seed), as it draws its own share of the pool
+        self.mixture = general_mixture(stream, seed=self.cfg.seed + 7_919 * distributed.rank())
         self.memory_fields = tuple(dict.fromkeys(f for c in self.consolidators for f in c.memory_fields))
         self.mean_loss = getattr(self.objective, "loss", None) or \
             (lambda o, d: self.objective.per_sample_loss(o, d).mean())
@@ -435,6 +439,8 @@ class Teacher:
                 cb.on_scores(ctx, view.difficulty, pool.item_tasks())
         self.curriculum.start(view, batches, seed=seed)
         sampler = ScheduleSampler(self.curriculum, self.rank_batch, seed=seed)
+        if self.mixture is not None:
+            self.mixture.start(batches)
         review_sampler = None
         if self.review is not None and memory is not None and len(memory) > 0:
             # groups are copied: memory.add rewrites the buffer in place at the task end
@@ -445,7 +451,8 @@ class Teacher:
         ph = Phase(index=index, tasks=tasks, task=task, pool=pool, view=view, total=total, seed=seed,
                    sampler=sampler, review_sampler=review_sampler, optimizer=optimizer, lr_scheduler=lr_scheduler,
                    wants_feedback=self.curriculum.needs_feedback or
-                   (review_sampler is not None and self.review.needs_feedback))
+                   (review_sampler is not None and self.review.needs_feedback) or
+                   (self.mixture is not None and self.mixture.needs_feedback))
         if resume is not None:
             from lifelong.engine import checkpoint
 
@@ -486,15 +493,24 @@ class Teacher:
         return idx, (ph.review_sampler.next_batch(n_rev) if n_rev > 0 else None)
 
     def take(self, ph: Phase, idx: Tensor, r_idx: Tensor | None) -> Batch:
-        """The batch of pool rows ``idx`` followed by memory rows ``r_idx``, on the device."""
+        """The batch of pool rows ``idx``, then memory rows ``r_idx``, then the general mixture's rows
+        (a share of the batch's tokens, :mod:`lifelong.curriculum.mixture`), on the device."""
         new = ph.pool.take(idx)
-        if r_idx is None:
-            return Batch(new, len(idx), idx)
-        replay = self.memory.examples.take(r_idx).to(self.device)
         fields = (*self.objective.model_fields, "task")
+        replay, parts = None, [new]
+        if r_idx is not None:
+            replay = self.memory.examples.take(r_idx).to(self.device)
+            parts.append(Examples({k: replay[k].to(new[k].dtype) for k in fields}))
+        g_idx = None
+        if self.mixture is not None:
+            g_idx = self.mixture.draw(sum(token_count(p) for p in parts), ph.sampler.step)
+            if g_idx is not None:
+                parts.append(self.mixture.rows(g_idx, new, fields, ph.task.index))
+        if len(parts) == 1:
+            return Batch(new, len(idx), idx)
         # Examples.cat right-pads text batches of different widths (stored text is padded per batch)
-        data = Examples.cat([new.select(*fields), Examples({k: replay[k].to(new[k].dtype) for k in fields})])
-        return Batch(data, len(idx), idx, replay, r_idx)
+        data = Examples.cat([new.select(*fields), *parts[1:]])
+        return Batch(data, len(idx), idx, replay, r_idx, g_idx)
 
     def draw(self, ph: Phase) -> Batch:
         return self.take(ph, *self.draw_indices(ph))
@@ -581,6 +597,16 @@ class Teacher:
             self.model.train()
             self.result.curves.extend({"step": ctx.global_step, "task": ph.index, "eval_task": j, "accuracy": a}
                                       for j, a in enumerate(accs))
+            self.record_validation(ph)
+
+    def record_validation(self, ph: Phase) -> None:
+        """With a general mixture: general and per-task validation token losses, as a schedule-log row."""
+        if self.mixture is None:
+            return
+        row = self.mixture.validation(self.model, self.objective, self.stream.tasks, self.device,
+                                      self.cfg.eval_batch_size)
+        if row:
+            self.result.schedule_log.append({"step": self.ctx.global_step, "task": ph.index, **row})
 
     def feedback(self, ph: Phase, output: StepOutput, batch: Batch) -> None:
         """Per-sample losses and correctness of a batch to the curriculum (pool rows) and the review
@@ -594,14 +620,17 @@ class Teacher:
             losses = output.losses.detach().float().cpu()
             correct = correct.cpu() if correct is not None else None
         n = batch.n_new
+        m = n + (len(batch.replay_index) if batch.replay_index is not None else 0)  # general rows follow
         if self.curriculum.needs_feedback:
             self.curriculum.update(gather_feedback(Feedback(
                 step, batch.pool_index, losses[:n], correct[:n] if correct is not None else None,
                 ph.view.groups[batch.pool_index])))
         if ph.reviewing and self.review.needs_feedback and batch.replay is not None:
             self.review.update(gather_feedback(Feedback(
-                step, batch.replay_index, losses[n:], correct[n:] if correct is not None else None,
+                step, batch.replay_index, losses[n:m], correct[n:m] if correct is not None else None,
                 batch.replay["task"].long().cpu())))
+        if self.mixture is not None and self.mixture.needs_feedback and batch.general_index is not None:
+            self.mixture.update(losses[m:])  # this process's rows: the mixture draws per process
 
     def log_schedules(self, ph: Phase) -> None:
         row: dict[str, Any] = {}
@@ -610,6 +639,8 @@ class Teacher:
         row.update(self.curriculum.log())
         if ph.reviewing:
             row.update({f"review/{k}": v for k, v in self.review.log().items()})
+        if self.mixture is not None:
+            row.update(self.mixture.log())
         if row:
             self.result.schedule_log.append({"step": self.ctx.global_step, "task": ph.index, **row})
 
@@ -645,6 +676,7 @@ class Teacher:
             row = evaluate_tasks(self.model, self.objective, self.stream.tasks, self.device, cfg.eval_batch_size)
             result.accuracy.append(row)
             self.probe()
+            self.record_validation(ph)
             result.row_tasks.append(list(range(ph.task.index + 1)) if self.recipe.pool != "joint"
                                     else list(range(len(self.stream))))
         if not (cfg.log_every and ctx.step % cfg.log_every == 0):  # else the last step logged it

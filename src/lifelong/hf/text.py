@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import csv
 import io
+import itertools
 import json
 from pathlib import Path
 from typing import Any, Iterator, Sequence
@@ -432,7 +433,8 @@ def text_stream(seed: int = 0, path: str | Sequence[str] | None = None, dataset:
                 tasks: Sequence[str] | None = None, tokenizer: Any = "char", bpe_vocab_size: int = 2048,
                 max_length: int = 256, pack: bool = False, block_size: int = 128,
                 test_fraction: float = 0.2, max_rows: int | None = None, encoding: str = "utf-8",
-                name: str = "text", general_text: str | None = None) -> Stream:
+                name: str = "text", general_text: str | None = None,
+                general: dict[str, Any] | None = None) -> Stream:
     """Text tasks (prompt/completion, chat messages or plain text) from local files or a Hugging Face dataset.
 
     Give ``path`` (one file or a list; without a task column each file is one
@@ -444,7 +446,13 @@ def text_stream(seed: int = 0, path: str | Sequence[str] | None = None, dataset:
     (``text_field``) can be packed into ``block_size``-token blocks
     (``pack=True``). ``general_text`` is a plain-text file of held-out general
     text (one passage per non-empty line) whose perplexity is measured before
-    training and after each task. Rows are tokenised once into the cache
+    training and after each task. ``general`` mixes a general corpus into
+    every task's batches: ``{path: FILE (one passage per non-empty line),
+    ratio: 0.25, schedule: constant|linear-decay|loss-driven, held_out: 0.1}``
+    plus the other settings of :class:`lifelong.curriculum.mixture.GeneralMixture`;
+    ``ratio`` is the share of each batch's tokens, ``held_out`` the fraction of
+    lines kept for the general validation loss (and, without ``general_text``,
+    for the general perplexity probe). Rows are tokenised once into the cache
     folder (``$LIFELONG_CACHE``) and read from there (see the module docs).
     """
     if (path is None) == (dataset is None):
@@ -462,10 +470,13 @@ def text_stream(seed: int = 0, path: str | Sequence[str] | None = None, dataset:
     train_src = sources(path, split)
     test_src = sources(test_path, test_split) if (test_path is not None or test_split is not None) else []
     every = train_src + test_src
+    general_lines = _general_spec(general, encoding)
     if isinstance(tokenizer, str) and tokenizer in ("char", "bpe"):
+        extra = {} if general is None else {"general": file_digest(str(general["path"]))}
         tok_key = store_key(tokenizer=tokenizer, vocab=bpe_vocab_size, sources=[s.identity() for s in every],
-                            fields=fields.key(), max_rows=limit)
-        tok = load_tokenizer(tokenizer, _texts(every, fields), bpe_vocab_size, key=tok_key)
+                            fields=fields.key(), max_rows=limit, **extra)
+        texts = _texts(every, fields) if general is None else itertools.chain(_texts(every, fields), general_lines)
+        tok = load_tokenizer(tokenizer, texts, bpe_vocab_size, key=tok_key)
     else:
         tok = load_tokenizer(tokenizer)
     build = dict(fields=fields, tok=tok, max_length=int(max_length), pack=bool(pack), block_size=int(block_size))
@@ -519,10 +530,53 @@ def text_stream(seed: int = 0, path: str | Sequence[str] | None = None, dataset:
                 "test_prompts": StoredTexts(test_stores_t, te_src, te_rows, ("prompt",)),
                 "test_completions": StoredTexts(test_stores_t, te_src, te_rows, ("completion",))})
         out_tasks.append(Task(t, train, test, (), info))
-    general = _general_texts(general_text, encoding) if general_text is not None else []
-    return Stream(name, out_tasks, scenario="domain", kind="lm",
-                  info={"tokenizer": tok, "max_length": width, "source": str(dataset or path),
-                        "general_texts": general, "stores": [str(s.path) for s in train_stores + test_stores]})
+    general_texts = _general_texts(general_text, encoding) if general_text is not None else []
+    info = {"tokenizer": tok, "max_length": width, "source": str(dataset or path),
+            "general_texts": general_texts, "stores": [str(s.path) for s in train_stores + test_stores]}
+    if general is not None:
+        info["general"], held = _general_corpus(general, general_lines, tok, int(max_length), seed)
+        if not general_texts:
+            info["general_texts"] = held
+    return Stream(name, out_tasks, scenario="domain", kind="lm", info=info)
+
+
+def _general_spec(general: Any, encoding: str) -> list[str]:
+    """The lines of the ``general`` corpus (none without one), after checking its settings."""
+    if general is None:
+        return []
+    if not isinstance(general, dict) or "path" not in general:
+        raise ConfigError("text benchmark: general must be a mapping with a path, e.g. "
+                          "{path: general.txt, ratio: 0.25, schedule: constant}.")
+    from lifelong.curriculum.mixture import SETTINGS
+
+    unknown = sorted(set(general) - {"path", "held_out", "max_length", *SETTINGS})
+    if unknown:
+        raise ConfigError(f"text benchmark: unknown general setting(s) {unknown}; use path, held_out, max_length, "
+                          f"{', '.join(SETTINGS)}.")
+    held = general.get("held_out", 0.1)
+    if not 0.0 <= float(held) < 1.0:
+        raise ConfigError(f"text benchmark: general.held_out must be in [0, 1); got {held}.")
+    return _general_texts(str(general["path"]), encoding)
+
+
+def _general_corpus(general: dict[str, Any], lines: list[str], tok: Any, max_length: int,
+                    seed: int) -> tuple[dict[str, Any], list[str]]:
+    """``stream.info["general"]`` (training rows, held-out rows, settings) and the held-out lines."""
+    from lifelong.hf.encoding import encode_pairs
+
+    held = float(general.get("held_out", 0.1))
+    n = len(lines)
+    k = min(n - 1, max(1, round(n * held))) if held > 0 and n > 1 else 0
+    perm = np.random.default_rng(abs(hash_seed(seed)) ^ 0x9E37).permutation(n)
+    test_lines = [lines[i] for i in sorted(perm[:k])]
+    train_lines = [lines[i] for i in sorted(perm[k:])]
+    limit = int(general.get("max_length", max_length))
+    spec = {k2: v for k2, v in general.items() if k2 not in ("path", "held_out", "max_length")}
+    spec["path"] = str(general["path"])
+    spec["train"] = encode_pairs(tok, [""] * len(train_lines), train_lines, max_length=limit, source="general corpus")
+    spec["test"] = (encode_pairs(tok, [""] * len(test_lines), test_lines, max_length=limit, source="general corpus")
+                    if test_lines else None)
+    return spec, test_lines
 
 
 def hash_seed(seed: int) -> int:
