@@ -187,3 +187,20 @@ def test_interrupted_vectorised_runs_keep_their_results(tmp_path, monkeypatch):
         metrics = read_json(tmp_path / name / "metrics.json")
         assert metrics["complete"] is False and len(metrics["accuracy_matrix"]) >= 1
         assert "lifelong run --resume" in (tmp_path / name / "log.txt").read_text()
+
+
+def test_training_controls_the_stacks_lack_send_runs_to_processes():
+    """A control the vectorised path does not implement is listed with its reason (never silently ignored)."""
+    from lifelong.config import validate
+    from lifelong.vectorized import vectorizable
+
+    base = {"benchmark": {"name": "split-digits"}, "model": {"name": "mlp", "params": {"hidden": [8]}},
+            "strategy": {"name": "naive"}}
+    for train, why in [({"lr_scheduler": "cosine"}, "learning-rate schedule"),
+                       ({"warmup_steps": 2}, "learning-rate schedule"),
+                       ({"gradient_accumulation_steps": 2}, "gradient accumulation"),
+                       ({"precision": "bf16"}, "mixed precision"),
+                       ({"max_grad_norm": 1.0}, "gradient clipping")]:
+        cfgs = [validate({**base, "seed": s, "train": {"steps": 2, **train}}) for s in (0, 1)]
+        groups, reasons = vectorizable(cfgs)
+        assert groups == [] and set(reasons) == {0, 1} and why in reasons[0], (train, reasons)

@@ -41,10 +41,18 @@ def _config_reason(cfg: Any) -> str | None:
     train = cfg.train
     if train.optimizer != "sgd":
         return f"optimizer '{train.optimizer}' (only sgd is vectorised)"
-    if train.amp:
-        return "mixed precision (train.amp)"
-    if train.grad_clip > 0:
-        return "gradient clipping (train.grad_clip) needs each run's own gradient norm"
+    if train.amp or train.precision not in ("auto", "fp32"):
+        return "mixed precision (train.amp / train.precision)"
+    if train.grad_clip > 0 or train.max_grad_norm > 0:
+        return "gradient clipping (train.max_grad_norm) needs each run's own gradient norm"
+    if train.lr_scheduler != "constant" or train.warmup_steps or train.warmup_ratio:
+        return "a learning-rate schedule (train.lr_scheduler / warmup) is not vectorised"
+    if train.gradient_accumulation_steps != 1:
+        return "gradient accumulation (train.gradient_accumulation_steps) is not vectorised"
+    if train.gradient_checkpointing:
+        return "gradient checkpointing (train.gradient_checkpointing)"
+    if (cfg.benchmark.params or {}).get("general"):
+        return "general-data mixture (benchmark params 'general')"
     if cfg.review is not None and cfg.review.name != "replay":
         return f"review schedule '{cfg.review.name}' adapts to each run's quizzes or losses"
     for cur in cfg.curriculum:
