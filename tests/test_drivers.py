@@ -99,8 +99,8 @@ def _hf_tokenizer(stream):
         bos_token=ct.tokens[1], eos_token=ct.tokens[2], unk_token=ct.tokens[3])
 
 
-@pytest.mark.parametrize("kind,name", [("consolidator", "lwf"), ("consolidator", "der++"), ("consolidator", "ewc"),
-                                       ("review", "spaced-review")])
+@pytest.mark.parametrize("kind,name", [("consolidator", n) for n in CONSOLIDATORS.names()]
+                         + [("review", n) for n in REVIEWS])
 def test_trl_sft_trainer_gives_the_loop_numbers(stream, kind, name):
     """TRL's SFTTrainer, built by ContinualTrainer.build (no placeholder dataset, no column tricks):
     the same numbers as the loop, so distillation, logit replay and quizzes are live under it."""
