@@ -43,6 +43,9 @@ def main() -> None:
     ap.add_argument("--batch", type=int, default=16)
     ap.add_argument("--hidden", type=int, default=64)
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--loop-steps", type=int, default=16, help="optimiser steps of the loop-vs-Trainer comparison")
+    ap.add_argument("--loop-size", default="medium", help="tiny-causal-lm size for the loop-vs-Trainer comparison")
+    ap.add_argument("--no-loop", action="store_true", help="skip the loop-vs-Trainer comparison")
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
 
@@ -97,10 +100,69 @@ def main() -> None:
 
     ratio = compare("Trainer", run_plain, run_ours)
     ratio_sft = sft_ratio(a, stream, fresh_model, out, tokens_per_row, compare, task_dataset)
+    loop = None if a.no_loop else loop_ratio(a, stream, rows, tokens_per_row, out)
+    if loop is not None:
+        print(f"loop_vs_trainer_ratio: {loop:.3f}   (lifelong run's loop tokens/s / a plain Trainer's; target >= 0.95)")
     print(f"hf_overhead_ratio (Trainer): {ratio:.3f}")
     if ratio_sft is not None:
         print(f"hf_overhead_ratio_sft: {ratio_sft:.3f}")
     print(f"hf_overhead_ratio: {ratio:.3f}")
+
+
+def loop_ratio(a, stream, rows, tokens_per_row, out) -> float:
+    """``lifelong run``'s own loop (``train_stream``) against a plain ``transformers.Trainer``: the same
+    ~20M-parameter Llama-style model (``tiny-causal-lm size: medium``), rows, batch, gradient accumulation
+    (2), AdamW, cosine schedule with warm-up and precision (fp32), alternating, ratio of median tokens/s
+    (ours / Trainer's)."""
+    import transformers
+
+    from lifelong.engine import Recipe, TrainConfig, train_stream
+    from lifelong.hf.models import tiny_causal_lm
+    from lifelong.hf.trainer import LMCollator
+
+    accum, steps = 2, a.loop_steps
+    model0 = tiny_causal_lm(stream, size=a.loop_size, seed=0)
+    n_params = sum(p.numel() for p in model0.parameters())
+    print(f"loop vs Trainer: tiny-causal-lm size {a.loop_size} ({n_params / 1e6:.1f}M parameters), batch {a.batch} x "
+          f"accumulation {accum}, {steps} steps, AdamW 1e-3, cosine with 2 warm-up steps, fp32")
+    state = {k: v.clone() for k, v in model0.state_dict().items()}
+
+    def fresh():
+        m = tiny_causal_lm(stream, size=a.loop_size, seed=0)
+        m.load_state_dict(state)
+        return m
+
+    tokens = steps * accum * a.batch * tokens_per_row
+
+    def run_trainer() -> float:
+        args = transformers.TrainingArguments(
+            output_dir=out, per_device_train_batch_size=a.batch, gradient_accumulation_steps=accum, learning_rate=1e-3,
+            max_steps=steps, lr_scheduler_type="cosine", warmup_steps=2, weight_decay=0.0, max_grad_norm=0.0,
+            report_to=[], use_cpu=True, logging_strategy="no", save_strategy="no", disable_tqdm=True, seed=0,
+            dataloader_num_workers=0)
+        trainer = transformers.Trainer(model=fresh(), args=args, train_dataset=rows, data_collator=LMCollator())
+        t0 = time.perf_counter()
+        trainer.train()
+        return tokens / (time.perf_counter() - t0)
+
+    def run_loop() -> float:
+        model = fresh()
+        cfg = TrainConfig(steps=steps, batch_size=a.batch, gradient_accumulation_steps=accum, optimizer="adamw",
+                          lr=1e-3, lr_scheduler="cosine", warmup_steps=2, device="cpu", log_every=0, seed=0)
+        t0 = time.perf_counter()
+        result = train_stream(stream, model, Recipe(), cfg)  # the stream holds one task (add)
+        # the task's training time alone: the loop's task-end assessment is not in the Trainer's train()
+        return tokens / result.task_seconds[0] if result.task_seconds else tokens / (time.perf_counter() - t0)
+
+    run_trainer(), run_loop()  # warm-up
+    trainer_tps, loop_tps = [], []
+    for r in range(a.repeats):
+        for name, fn, acc in (("Trainer", run_trainer, trainer_tps), ("loop", run_loop, loop_tps))[:: 1 if r % 2 == 0 else -1]:
+            acc.append(fn())
+            print(f"loop-vs-trainer repeat {r} {name:7s} {acc[-1]:10.0f} tokens/s", flush=True)
+    t, lp = statistics.median(trainer_tps), statistics.median(loop_tps)
+    print(f"plain Trainer: {t:10.0f} tokens/s   lifelong loop: {lp:10.0f} tokens/s (medians of {a.repeats})")
+    return lp / t
 
 
 def sft_ratio(a, stream, fresh_model, out, tokens_per_row, compare, task_dataset) -> float | None:
