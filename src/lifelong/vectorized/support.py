@@ -44,7 +44,7 @@ def _config_reason(cfg: Any) -> str | None:
     if train.amp or train.precision not in ("auto", "fp32"):
         return "mixed precision (train.amp / train.precision)"
     if train.grad_clip > 0 or train.max_grad_norm > 0:
-        return "gradient clipping (train.max_grad_norm) needs each run's own gradient norm"
+        return "gradient clipping (train.grad_clip / train.max_grad_norm) needs each run's own gradient norm"
     if train.lr_scheduler != "constant" or train.warmup_steps or train.warmup_ratio:
         return "a learning-rate schedule (train.lr_scheduler / warmup) is not vectorised"
     if train.gradient_accumulation_steps != 1:
