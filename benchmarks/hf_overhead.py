@@ -85,8 +85,8 @@ def main() -> None:
         cl.fit()
         return a.steps * a.batch * tokens_per_row / (time.perf_counter() - t0)
 
-    def compare(label: str, run_plain, run_ours) -> float:
-        """Alternate plain and ours (after one warm-up each); the ratio of median tokens/s."""
+    def compare(label: str, run_plain, run_ours, ours_name: str | None = None) -> float:
+        """Alternate plain and ours (after one warm-up each); the ratio of median tokens/s (plain / ours)."""
         run_plain(), run_ours()  # warm-up (imports, allocator)
         plain, ours = [], []
         for r in range(a.repeats):
@@ -95,12 +95,12 @@ def main() -> None:
                 print(f"{label} repeat {r} {name:5s} {acc[-1]:10.0f} tokens/s", flush=True)
         p, o = statistics.median(plain), statistics.median(ours)
         print(f"plain {label:14s}: {p:10.0f} tokens/s (median of {a.repeats})")
-        print(f"ContinualTrainer({label}): {o:10.0f} tokens/s (median of {a.repeats})")
+        print(f"{ours_name or f'ContinualTrainer({label})'}: {o:10.0f} tokens/s (median of {a.repeats})")
         return p / o
 
     ratio = compare("Trainer", run_plain, run_ours)
     ratio_sft = sft_ratio(a, stream, fresh_model, out, tokens_per_row, compare, task_dataset)
-    loop = None if a.no_loop else loop_ratio(a, stream, rows, tokens_per_row, out)
+    loop = None if a.no_loop else loop_ratio(a, stream, rows, tokens_per_row, out, compare)
     if loop is not None:
         print(f"loop_vs_trainer_ratio: {loop:.3f}   (lifelong run's loop tokens/s / a plain Trainer's; target >= 0.95)")
     print(f"hf_overhead_ratio (Trainer): {ratio:.3f}")
@@ -109,7 +109,7 @@ def main() -> None:
     print(f"hf_overhead_ratio: {ratio:.3f}")
 
 
-def loop_ratio(a, stream, rows, tokens_per_row, out) -> float:
+def loop_ratio(a, stream, rows, tokens_per_row, out, compare) -> float:
     """``lifelong run``'s own loop (``train_stream``) against a plain ``transformers.Trainer``: the same
     ~20M-parameter Llama-style model (``tiny-causal-lm size: medium``), rows, batch, gradient accumulation
     (2), AdamW, cosine schedule with warm-up and precision (fp32), alternating, ratio of median tokens/s
@@ -154,15 +154,7 @@ def loop_ratio(a, stream, rows, tokens_per_row, out) -> float:
         # the task's training time alone: the loop's task-end assessment is not in the Trainer's train()
         return tokens / result.task_seconds[0] if result.task_seconds else tokens / (time.perf_counter() - t0)
 
-    run_trainer(), run_loop()  # warm-up
-    trainer_tps, loop_tps = [], []
-    for r in range(a.repeats):
-        for name, fn, acc in (("Trainer", run_trainer, trainer_tps), ("loop", run_loop, loop_tps))[:: 1 if r % 2 == 0 else -1]:
-            acc.append(fn())
-            print(f"loop-vs-trainer repeat {r} {name:7s} {acc[-1]:10.0f} tokens/s", flush=True)
-    t, lp = statistics.median(trainer_tps), statistics.median(loop_tps)
-    print(f"plain Trainer: {t:10.0f} tokens/s   lifelong loop: {lp:10.0f} tokens/s (medians of {a.repeats})")
-    return lp / t
+    return 1.0 / compare(f"Trainer, {a.loop_size} model", run_trainer, run_loop, ours_name=f"lifelong loop, {a.loop_size} model")
 
 
 def sft_ratio(a, stream, fresh_model, out, tokens_per_row, compare, task_dataset) -> float | None:
