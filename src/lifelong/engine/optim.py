@@ -13,12 +13,15 @@ rate) sets ``group['lr'] = base_lr * group['lr_multiplier']``.
 from __future__ import annotations
 
 import math
-from typing import Any, Iterable
+from typing import TYPE_CHECKING, Any, Iterable
 
 import torch
 from torch import nn
 
 from lifelong.errors import ConfigError, LifelongError
+
+if TYPE_CHECKING:  # pragma: no cover
+    from lifelong.engine.config import TrainConfig
 
 
 def build_param_groups(model: nn.Module, consolidators: Iterable[Any], lr: float) -> list[dict[str, Any]]:
