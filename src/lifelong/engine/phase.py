@@ -364,15 +364,21 @@ class Teacher:
 
     def planned_steps(self, index: int) -> int:
         """Optimiser steps of phase ``index`` by ``train.steps`` or ``train.epochs`` (before it is set up)."""
-        cfg = self.cfg
-        if cfg.steps > 0:
-            return cfg.steps
-        sizes = [self.stream[i].train.size for i in self.phases[index]]
-        size = sum(sizes)
+        if self.cfg.steps > 0:
+            return self.cfg.steps
+        size = sum(self.stream[i].train.size for i in self.phases[index])
         if self.recipe.pool == "memory":
             seen = sum(self.stream[i].train.size for i in range(self.phases[index][-1] + 1))
             size = min(self.memory.capacity, seen)
-        return math.ceil(cfg.epochs * math.ceil(size / cfg.batch_size) / cfg.gradient_accumulation_steps)
+        return self._steps_for(size)
+
+    def _steps_for(self, pool_size: int) -> int:
+        """Optimiser steps of a phase over a pool of ``pool_size`` rows: ``train.steps``, else
+        ``train.epochs`` passes of batches, ``gradient_accumulation_steps`` batches a step."""
+        cfg = self.cfg
+        if cfg.steps > 0:
+            return cfg.steps
+        return math.ceil(cfg.epochs * math.ceil(pool_size / cfg.batch_size) / cfg.gradient_accumulation_steps)
 
     # -- 1. set up ----------------------------------------------------------------------
     def start_phase(self, index: int, build_optimizer: bool = True,
@@ -416,12 +422,7 @@ class Teacher:
             if ctx.optimizer is None or cfg.reset_optimizer or params_changed(ctx.optimizer, model):
                 ctx.optimizer = make_optimizer(model, cfg, self.consolidators)
             optimizer = ctx.optimizer
-        if total_steps is not None:
-            total = int(total_steps(pool.size))
-        elif cfg.steps > 0:
-            total = cfg.steps
-        else:
-            total = math.ceil(cfg.epochs * math.ceil(pool.size / cfg.batch_size) / cfg.gradient_accumulation_steps)
+        total = int(total_steps(pool.size)) if total_steps is not None else self._steps_for(pool.size)
         ctx.total_steps = total
         batches = total * cfg.gradient_accumulation_steps
         lr_scheduler = None

@@ -409,8 +409,9 @@ class ContinualTrainer:
 
     def assess(self) -> list[float]:
         """Exact-match accuracy on every task's test set (a row of the accuracy matrix)."""
-        model, device = self.trainer.model, self._device()
-        return [self.objective.evaluate(model, t, device, self.eval_batch_size) for t in self.stream.tasks]
+        from lifelong.engine.phase import evaluate_tasks
+
+        return evaluate_tasks(self.trainer.model, self.objective, self.stream.tasks, self._device(), self.eval_batch_size)
 
     def _total(self, pool_size: int) -> int:
         """Optimiser steps of a task: ``steps``, else the Trainer's ``max_steps``, else its epochs."""
