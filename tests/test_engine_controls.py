@@ -17,7 +17,7 @@ from lifelong.engine import Recipe, TrainConfig, seed_everything, train_stream  
 from lifelong.engine.callbacks import Callback  # noqa: E402
 from lifelong.errors import ConfigError, LifelongError  # noqa: E402
 from lifelong.models import build_model  # noqa: E402
-from test_engine_loop import blobs  # noqa: E402
+from test_engine_loop import Slots, Tape, blobs  # noqa: E402
 
 
 def _model(stream, seed=0):
@@ -162,38 +162,22 @@ def test_gradient_checkpointing_gives_the_same_losses():
     assert losses[0] == pytest.approx(losses[1], rel=1e-5)
 
 
-def _blob(state):
-    b = io.BytesIO()
-    torch.save(state, b)
-    return b.getvalue()
-
-
 @pytest.mark.parametrize("stop_at", [(1, 3), (1, 0)])
 def test_resume_is_exact_with_schedule_accumulation_and_bf16(stop_at):
     s = blobs(n_tasks=2)
 
     def recipe():
-        return Recipe(memory=_Slots(30), review=SCHEDULES.get("replay")(0.3))
+        return Recipe(memory=Slots(30), review=SCHEDULES.get("replay")(0.3))
 
     cfg = dict(steps=6, batch_size=8, gradient_accumulation_steps=2, optimizer="adamw", lr=0.01,
                lr_scheduler="cosine", warmup_steps=2, precision="bf16", checkpoint_every=1, device="cpu")
     states = []
-    full = train_stream(s, _model(s), recipe(), TrainConfig(**cfg), checkpointer=lambda st: states.append(_blob(st)))
+    full = train_stream(s, _model(s), recipe(), TrainConfig(**cfg), checkpointer=lambda st: states.append(Tape.freeze(st)))
     load = lambda b: torch.load(io.BytesIO(b), weights_only=True)  # noqa: E731
     chosen = next(load(b) for b in states if (load(b)["phase"], load(b)["step"]) == stop_at)
     seed_everything(99)
     resumed = train_stream(s, _model(s, seed=5), recipe(), TrainConfig(**cfg), resume=chosen)
     assert resumed.accuracy == full.accuracy and resumed.losses == full.losses and resumed.complete
-
-
-from lifelong.memory.base import Memory  # noqa: E402
-
-
-class _Slots(Memory):
-    def select(self, data, ctx=None):
-        free = max(0, self.capacity - self.filled)
-        k = min(free, data.size)
-        return torch.arange(self.filled, self.filled + k), torch.arange(k)
 
 
 def test_spaced_review_knowledge_survives_a_task_end_resume():
@@ -202,11 +186,11 @@ def test_spaced_review_knowledge_survives_a_task_end_resume():
     s = blobs(n_tasks=3)
 
     def recipe():
-        return Recipe(memory=_Slots(30), review=SCHEDULES.get("spaced-review")(quiz_every=2, quiz_size=4))
+        return Recipe(memory=Slots(30), review=SCHEDULES.get("spaced-review")(quiz_every=2, quiz_size=4))
 
     cfg = dict(steps=6, batch_size=8, lr=0.05, device="cpu", log_every=1)
     states = []
-    full = train_stream(s, _model(s), recipe(), TrainConfig(**cfg), checkpointer=lambda st: states.append(_blob(st)))
+    full = train_stream(s, _model(s), recipe(), TrainConfig(**cfg), checkpointer=lambda st: states.append(Tape.freeze(st)))
     load = lambda b: torch.load(io.BytesIO(b), weights_only=True)  # noqa: E731
     chosen = next(load(b) for b in states if (load(b)["phase"], load(b)["step"]) == (2, 0))
     assert chosen["review"] is not None
