@@ -62,7 +62,7 @@ def join_from_env(device: str = "auto") -> bool:
     if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
         return is_distributed()
     if not dist.is_initialized():
-        use_cuda = torch.cuda.is_available() and device not in ("cpu",) and not device.startswith("cpu")
+        use_cuda = torch.cuda.is_available() and not device.startswith("cpu")
         if use_cuda:
             torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
         dist.init_process_group("nccl" if use_cuda else "gloo")
