@@ -175,7 +175,7 @@ def test_general_and_domain_validation_losses_reach_the_run_folder(tmp_path):
     result = train_stream(s, _model(s), Recipe(),
                           TrainConfig(steps=4, batch_size=8, lr=1e-3, device="cpu", seed=0, eval_every=2))
     rows = [r for r in result.schedule_log if "general/val_loss" in r]
-    assert [r["step"] for r in rows] == [2, 4, 4, 6, 8, 8]  # every eval_every steps and at each task end
+    assert [r["step"] for r in rows] == [0, 2, 4, 4, 6, 8, 8]  # before training, every eval_every steps, each task end
     assert all(r["general/val_loss"] > 0 and r["domain/0/val_loss"] > 0 and r["domain/1/val_loss"] > 0
                for r in rows)
     assert "general_perplexity" in result.probes  # the held-out general lines also feed the probe

@@ -304,6 +304,7 @@ class Teacher:
                                                   self.cfg.eval_batch_size, baseline=True)
         if resume is None and self.assess:
             self.probe()
+            self.record_validation(None)  # step 0: the general loss before continual training, the baseline
         self._weights_norm0 = _weights_norm(self.model)
         for cb in self.callbacks:
             cb.on_stream_start(self.ctx, self.result)
@@ -600,14 +601,16 @@ class Teacher:
                                       for j, a in enumerate(accs))
             self.record_validation(ph)
 
-    def record_validation(self, ph: Phase) -> None:
-        """With a general mixture: general and per-task validation token losses, as a schedule-log row."""
+    def record_validation(self, ph: Phase | None) -> None:
+        """With a general mixture: general and per-task validation token losses, as a schedule-log row
+        (``ph`` None: before the first phase, a step-0 row of the model as it came)."""
         if self.mixture is None:
             return
         row = self.mixture.validation(self.model, self.objective, self.stream.tasks, self.device,
                                       self.cfg.eval_batch_size)
         if row:
-            self.result.schedule_log.append({"step": self.ctx.global_step, "task": ph.index, **row})
+            self.result.schedule_log.append({"step": self.ctx.global_step, "task": ph.index if ph is not None else 0,
+                                             **row})
 
     def feedback(self, ph: Phase, output: StepOutput, batch: Batch) -> None:
         """Per-sample losses and correctness of a batch to the curriculum (pool rows) and the review
