@@ -1,40 +1,58 @@
-"""Continual pre-training with general-data replay: what the mixture ratio and the LR scope cost, and a fitted law.
+"""Continual pre-training with general-data replay: mixture ratio x learning-rate schedule, measured and predicted.
 
 Generated data (offline, seconds): a *general* corpus (English-like sentences
 over a 60-word vocabulary) and three *domain* corpora learned in turn, as
 plain text in the ``text`` benchmark (character tokenizer fitted on all four):
 ``math`` (``17+25=42`` sums), ``code`` (``def f3(x): return x*3+1`` lines)
-and ``dna`` (base strings with a motif). A tiny GPT-2 (``--hidden``,
-``--layers``) is first pre-trained on the general corpus alone
-(``--pretrain`` steps), then each grid point starts from that model and
-learns the three domains with the general corpus mixed in at a share ``r``
-of each batch's tokens (``GeneralMixture``, constant schedule), with a cosine
-learning-rate schedule (10% warm-up) either re-warmed per task
-(``lr_scheduler_scope: task``) or one decay over the whole stream
-(``stream``).
+and ``dna`` (base strings with a motif). A GPT-2 (``--model small``: hidden
+48, 2 layers, ~60k parameters; ``--model 20m``: hidden 512, 6 layers, 8 heads,
+~19M parameters; the count is measured and printed) is first pre-trained on
+the general corpus alone (``--pretrain`` AdamW steps, one model per seed);
+then every grid point starts from that model and learns the three domains
+with the general corpus mixed in at a share ``r`` of each batch's tokens
+(``GeneralMixture``, constant schedule), under one of three learning-rate
+schedules (10% warm-up each):
 
-Printed per run: final general validation loss, final domain loss (mean over
-the three domains' test splits), forgetting (mean over the first two domains
-of final loss minus the loss right after the domain was learned), the measured
-general token share and tokens/s (training tokens, general and domain, over
-training seconds). Then the mixture law of :mod:`lifelong.assessment.laws`
-(``L_g = E + A (1 - r)^a D^b``, ``L_d = E + B ((1 - r) D)^-c``) is fitted on
-every validation point (every ``eval_every`` steps) of half the runs
-(a checkerboard over ratio x scope) and predicts the final general and domain losses
-of the other half; its mean relative error is the last line,
-``cpt_prediction_error: X``. The critical mixture ratio (the smallest general
-share keeping the general loss within each ``--tolerance`` (nats) of the pre-trained
-model's) comes from the law fitted on all runs.
+* ``cosine-task``: a cosine re-warmed and re-decayed per domain (``lr_scheduler_scope: task``);
+* ``cosine-stream``: one cosine decay over the whole stream (``scope: stream``);
+* ``wsd-stream``: warm-up / stable / decay over the stream (``warmup_stable_decay``, decay in the last 10%).
 
-Usage: python benchmarks/continual_pretraining.py [--steps 30] [--ratios 0 0.1 0.25 0.5] [--seed 0]
+Grid: ``--ratios`` (default 0 0.05 0.1 0.25 0.5) x ``--schedules`` x ``--seeds``
+(default 0 1 2). Printed: per run a line; then the table over seeds (mean ±
+std): final general validation loss, final domain loss (mean over the three
+domains' held-out splits), forgetting (mean over the first two domains of
+final loss minus the loss right after the domain was learned), tokens/s
+(training tokens, general and domain, over training seconds).
+
+The fits are :mod:`lifelong.assessment.study`'s (the HTML report uses the same code):
+
+* **CPT loss-curve law** (:class:`~lifelong.assessment.laws.CPTLaw`), fitted on
+  the validation points of the first 30% of each run's steps, one fit per
+  general ratio shared by all schedules and seeds at that ratio, the general
+  and the mean-domain curve fitted apart; it predicts every later point and
+  the final losses. **The last line, ``cpt_prediction_error: X``, is the mean
+  relative error of this law's predicted final losses**, over every run and
+  both curves (general, domain).
+* **Mixture law** (``L_g = E + A (1 - r)^a D^b``, ``L_d = E + B ((1 - r) D)^-c``),
+  fitted on every validation point of half the grid (a checkerboard over ratio x
+  schedule, all seeds of a cell on one side) and predicting the final losses of
+  the other half.
+* **Critical mixture ratio**: from the mixture law fitted on all runs, the
+  smallest general share keeping the general loss within each ``--tolerance``
+  (nats) of the pre-trained model's (the step-0 validation row), after the
+  runs' mean token budget.
+
+Usage: python benchmarks/continual_pretraining.py [--model small|20m] [--steps 60] [--seeds 0 1 2]
+       [--ratios 0 0.05 0.1 0.25 0.5] [--schedules cosine-task cosine-stream wsd-stream]
 """
 
 from __future__ import annotations
 
 import argparse
 import copy
+import dataclasses
 import json
-import math
+import os
 import random
 import sys
 import tempfile
@@ -46,8 +64,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
-from lifelong.assessment.laws import (critical_mixture_ratio, fit_domain_loss, fit_general_loss,  # noqa: E402
-                                      mean_relative_error)
+from lifelong.assessment.study import run_curves, study  # noqa: E402
 from lifelong.engine.config import Recipe, TrainConfig  # noqa: E402
 from lifelong.engine.loop import train_stream  # noqa: E402
 from lifelong.hf.models import tiny_causal_lm  # noqa: E402
@@ -95,14 +112,29 @@ def build_stream(folder: Path, seed: int, rows: int, ratio: float):
                        general={"path": str(general), "ratio": ratio, "schedule": "constant", "held_out": 0.2})
 
 
-def pretrain(stream, args) -> torch.nn.Module:
+#: the learning-rate schedules of the grid: name -> TrainConfig fields
+SCHEDULES = {
+    "cosine-task": {"lr_scheduler": "cosine", "lr_scheduler_scope": "task"},
+    "cosine-stream": {"lr_scheduler": "cosine", "lr_scheduler_scope": "stream"},
+    "wsd-stream": {"lr_scheduler": "warmup_stable_decay", "lr_scheduler_scope": "stream"},
+}
+#: model presets: name -> (hidden, layers, heads)
+MODELS = {"small": (48, 2, 2), "20m": (512, 6, 8)}
+
+
+def make_model(stream, args, seed: int) -> torch.nn.Module:
+    hidden, layers, heads = MODELS[args.model]
+    return tiny_causal_lm(stream, hidden=hidden, heads=heads, layers=layers, seed=seed)
+
+
+def pretrain(stream, args, seed: int) -> torch.nn.Module:
     """The 'pre-trained' model: ``--pretrain`` AdamW steps on the general corpus alone."""
-    torch.manual_seed(args.seed)
-    model = tiny_causal_lm(stream, hidden=args.hidden, heads=2, layers=args.layers, seed=args.seed)
+    torch.manual_seed(seed)
+    model = make_model(stream, args, seed)
     obj = CausalLMObjective(stream)
     train = stream.info["general"]["train"]
     opt = torch.optim.AdamW(model.parameters(), lr=args.lr)
-    g = torch.Generator().manual_seed(args.seed)
+    g = torch.Generator().manual_seed(seed)
     model.train()
     for _ in range(args.pretrain):
         part = train.take(torch.randint(train.size, (args.batch,), generator=g))
@@ -113,101 +145,135 @@ def pretrain(stream, args) -> torch.nn.Module:
     return model
 
 
-def run(stream, base: torch.nn.Module, ratio: float, scope: str, args) -> dict:
+def run(stream, base: torch.nn.Module, ratio: float, schedule: str, seed: int, args):
     cfg = TrainConfig(steps=args.steps, batch_size=args.batch, lr=args.lr, optimizer="adamw", device="cpu",
-                      seed=args.seed, eval_every=args.eval_every, log_every=args.eval_every, lr_scheduler="cosine",
-                      warmup_ratio=0.1, lr_scheduler_scope=scope, eval_batch_size=256)
-    torch.manual_seed(args.seed)
+                      seed=seed, eval_every=args.eval_every, log_every=1, warmup_ratio=0.1, eval_batch_size=256,
+                      **SCHEDULES[schedule])
+    torch.manual_seed(seed)
     result = train_stream(stream, copy.deepcopy(base), Recipe(), cfg)
-    log = result.schedule_log
-    val = [r for r in log if "general/val_loss" in r]
+    config = {"train": dataclasses.asdict(cfg), "seed": seed, "benchmark": {"params": {"general": {"ratio": ratio}}}}
+    curves = run_curves(result.schedule_log, config, result.task_steps, label=f"r={ratio:g} {schedule} s{seed}")
+    curves.schedule = schedule
+    val = [r for r in result.schedule_log if "general/val_loss" in r]
     n = len(stream)
-    domain = lambda r: float(np.mean([r[f"domain/{j}/val_loss"] for j in range(n)]))  # noqa: E731
     ends = {}
     for r in val:  # the last validation row of each phase is its task end
         ends[r["task"]] = r
     final = val[-1]
     forgetting = float(np.mean([final[f"domain/{j}/val_loss"] - ends[j][f"domain/{j}/val_loss"]
                                 for j in range(n - 1)]))
-    counts = [r for r in log if "general/tokens" in r][-1]
+    counts = [r for r in result.schedule_log if "general/tokens" in r][-1]
     tokens = counts["general/tokens"] + counts["general/task_tokens"]
     seconds = sum(result.task_seconds)
-    # validation points: (general share, tokens trained so far, losses); tokens grow linearly in steps
-    per_step = tokens / (n * args.steps)
-    points = [(ratio, per_step * r["step"], r["general/val_loss"], domain(r)) for r in val]
-    return {"ratio": ratio, "scope": scope, "general": final["general/val_loss"], "domain": domain(final),
-            "forgetting": forgetting, "share": counts["general/token_share"], "tokens": tokens,
-            "tokens_per_s": tokens / seconds if seconds > 0 else float("nan"), "points": points}
+    row = {"ratio": ratio, "schedule": schedule, "seed": seed, "general": curves.final_general,
+           "domain": curves.final_domain, "forgetting": forgetting, "share": counts["general/token_share"],
+           "tokens": tokens, "tokens_per_s": tokens / seconds if seconds > 0 else float("nan")}
+    return row, curves
+
+
+def _ms(values) -> str:
+    v = np.asarray(values, float)
+    return f"{v.mean():.3f} ± {v.std(ddof=1):.3f}" if len(v) > 1 else f"{v.mean():.3f}"
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--ratios", type=float, nargs="+", default=[0.0, 0.1, 0.25, 0.5])
-    ap.add_argument("--scopes", nargs="+", default=["task", "stream"])
-    ap.add_argument("--steps", type=int, default=30, help="optimiser steps per domain")
+    ap.add_argument("--model", choices=sorted(MODELS), default="small")
+    ap.add_argument("--ratios", type=float, nargs="+", default=[0.0, 0.05, 0.1, 0.25, 0.5])
+    ap.add_argument("--schedules", nargs="+", choices=sorted(SCHEDULES), default=list(SCHEDULES))
+    ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    ap.add_argument("--steps", type=int, default=60, help="optimiser steps per domain")
     ap.add_argument("--pretrain", type=int, default=150)
     ap.add_argument("--batch", type=int, default=16)
     ap.add_argument("--lr", type=float, default=3e-3)
-    ap.add_argument("--hidden", type=int, default=48)
-    ap.add_argument("--layers", type=int, default=2)
     ap.add_argument("--rows", type=int, default=300, help="rows per domain (the general corpus has twice as many)")
-    ap.add_argument("--eval-every", type=int, default=10)
+    ap.add_argument("--eval-every", type=int, default=5)
+    ap.add_argument("--fit-until", type=float, default=0.3, help="share of each run's steps the CPT law is fitted on")
     ap.add_argument("--tolerance", type=float, nargs="+", default=[0.1, 0.5, 1.0],
-                    help="tolerated general-loss increases (nats) for the CMR")
-    ap.add_argument("--seed", type=int, default=0)
+                    help="tolerated general-loss increases (nats) for the critical mixture ratio")
+    ap.add_argument("--time-one-step", action="store_true", help="build the model, time one training step, exit")
     args = ap.parse_args()
     torch.set_num_threads(1)
     t0 = time.perf_counter()
     with tempfile.TemporaryDirectory() as tmp:
-        import os
-
         os.environ["LIFELONG_CACHE"] = str(Path(tmp) / "cache")
         folder = Path(tmp)
-        base_stream = build_stream(folder, args.seed, args.rows, 0.0)
-        base = pretrain(base_stream, args)
+        base_stream = build_stream(folder, 0, args.rows, 0.0)
+        probe = make_model(base_stream, args, 0)
+        n_params = sum(p.numel() for p in probe.parameters())
+        print(f"model {args.model}: {n_params:,} parameters ({n_params / 1e6:.2f}M); vocabulary "
+              f"{len(base_stream.info['tokenizer'])}, {len(base_stream)} domains", flush=True)
+        if args.time_one_step:
+            obj = CausalLMObjective(base_stream)
+            opt = torch.optim.AdamW(probe.parameters(), lr=args.lr)
+            part = base_stream[0].train.take(torch.arange(args.batch))
+            for k in range(3):
+                s = time.perf_counter()
+                loss = obj.loss(obj.forward(probe, part), part)
+                opt.zero_grad()
+                loss.backward()
+                opt.step()
+                print(f"step {k}: {time.perf_counter() - s:.2f}s", flush=True)
+            return
+        rows, curves, base_general = [], [], []
         obj = CausalLMObjective(base_stream)
-        base_general = obj.token_loss(base, base_stream.info["general"]["test"], "cpu", 256)
-        print(f"pre-trained general loss {base_general:.4f} ({args.pretrain} steps); domain losses before: "
-              + ", ".join(f"{t.name} {obj.token_loss(base, t, 'cpu', 256):.3f}" for t in base_stream))
-        rows = []
-        print(f"{'r':>5} {'scope':>6} {'general':>8} {'domain':>7} {'forget':>7} {'share':>6} {'tok/s':>8}")
-        for scope in args.scopes:
-            for ratio in args.ratios:
-                s = build_stream(folder, args.seed, args.rows, ratio)
-                row = run(s, base, ratio, scope, args)
-                rows.append(row)
-                print(f"{ratio:5.2f} {scope:>6} {row['general']:8.4f} {row['domain']:7.4f} {row['forgetting']:7.4f} "
-                      f"{row['share']:6.3f} {row['tokens_per_s']:8.0f}", flush=True)
-    # fit on half the runs, predict the other half's final losses
-    # (checkerboard: r index + scope index even -> fit), so both scopes and every r appear on each side
-    side = [(args.ratios.index(r["ratio"]) + args.scopes.index(r["scope"])) % 2 for r in rows]
-    fit_rows = [r for r, k in zip(rows, side) if k == 0]
-    held = [r for r, k in zip(rows, side) if k == 1]
-    pts = [p for r in fit_rows for p in r["points"]]
-    r_, d_, g_, dom_ = (np.array(v, float) for v in zip(*pts))
-    g_law, d_law = fit_general_loss(r_, d_, g_), fit_domain_loss(r_, d_, dom_)
-    pred_g = g_law.predict([r["ratio"] for r in held], [r["tokens"] for r in held])
-    pred_d = d_law.predict([r["ratio"] for r in held], [r["tokens"] for r in held])
-    err_g = mean_relative_error(pred_g, [r["general"] for r in held])
-    err_d = mean_relative_error(pred_d, [r["domain"] for r in held])
-    print(f"general-loss law fitted on {len(pts)} points of {len(fit_rows)} runs: "
-          + ", ".join(f"{k}={v:.4g}" for k, v in g_law.to_dict().items()))
-    print(f"domain-loss law: " + ", ".join(f"{k}={v:.4g}" for k, v in d_law.to_dict().items()))
-    for r, pg, pd in zip(held, pred_g, pred_d):
-        print(f"  held out r={r['ratio']:.2f} {r['scope']}: general {r['general']:.4f} predicted {pg:.4f}; "
-              f"domain {r['domain']:.4f} predicted {pd:.4f}")
-    print(f"relative error of predicted final losses: general {err_g:.4f}, domain {err_d:.4f}")
-    allp = [p for r in rows for p in r["points"]]
-    ra, da, ga, _ = (np.array(v, float) for v in zip(*allp))
-    law_all = fit_general_loss(ra, da, ga)
-    tokens = float(np.mean([r["tokens"] for r in rows]))
-    print("general-loss law fitted on all runs: " + ", ".join(f"{k}={v:.4g}" for k, v in law_all.to_dict().items()))
-    for tol in args.tolerance:
-        cmr = critical_mixture_ratio(law_all, base_general, tol, tokens)
-        print(f"critical mixture ratio (general share keeping general loss within {tol} of "
-              f"{base_general:.4f} after {tokens:.0f} tokens): r* = {cmr:.3f} (domain share {1 - cmr:.3f})")
+        print(f"{'r':>5} {'schedule':>13} {'seed':>4} {'general':>8} {'domain':>7} {'forget':>7} {'share':>6} "
+              f"{'tok/s':>8}", flush=True)
+        for seed in args.seeds:
+            base = pretrain(base_stream, args, seed)
+            base_general.append(obj.token_loss(base, base_stream.info["general"]["test"], "cpu", 256))
+            for schedule in args.schedules:
+                for ratio in args.ratios:
+                    s = build_stream(folder, 0, args.rows, ratio)
+                    row, c = run(s, base, ratio, schedule, seed, args)
+                    rows.append(row)
+                    curves.append(c)
+                    print(f"{ratio:5.2f} {schedule:>13} {seed:4d} {row['general']:8.4f} {row['domain']:7.4f} "
+                          f"{row['forgetting']:7.4f} {row['share']:6.3f} {row['tokens_per_s']:8.0f}", flush=True)
+    print(f"pre-trained general loss ({args.pretrain} steps): {_ms(base_general)} over seeds {args.seeds}")
+    print(f"\nmean ± std over {len(args.seeds)} seed(s), {args.steps} steps per domain, "
+          f"{min(r['tokens'] for r in rows):.0f}-{max(r['tokens'] for r in rows):.0f} training tokens per run")
+    print("| r | schedule | general | domain | forgetting | tokens/s |")
+    print("| ---: | --- | ---: | ---: | ---: | ---: |")
+    for schedule in args.schedules:
+        for ratio in args.ratios:
+            cell = [r for r in rows if r["ratio"] == ratio and r["schedule"] == schedule]
+            print(f"| {ratio:g} | {schedule} | {_ms([r['general'] for r in cell])} | {_ms([r['domain'] for r in cell])} "
+                  f"| {_ms([r['forgetting'] for r in cell])} | {np.mean([r['tokens_per_s'] for r in cell]):.0f} |")
+    res = study(curves, fit_until=args.fit_until, tolerances=args.tolerance, holdout="half")
+    print(f"\nCPT law fitted on the first {args.fit_until:.0%} of the steps, one fit per ratio (all schedules and "
+          "seeds); relative error of the predicted final loss (mean over runs) and of every later point:")
+    print("| r | general final | general later points | domain final | domain later points |")
+    print("| ---: | ---: | ---: | ---: | ---: |")
+    for key in sorted(res.cpt, key=lambda k: (k is None, k or 0.0)):
+        fits = res.cpt[key]
+        g, d = fits.get("general"), fits.get("domain")
+        cell = lambda f, a: "—" if f is None else f"{getattr(f, a):.4f}"  # noqa: E731
+        print(f"| {key:g} | {cell(g, 'final_error')} | {cell(g, 'error')} | {cell(d, 'final_error')} "
+              f"| {cell(d, 'error')} |")
+    for key, fits in res.cpt.items():
+        for which, f in fits.items():
+            print(f"  r={key:g} {which}: " + ", ".join(f"{k}={v:.4g}" for k, v in f.law.to_dict().items()))
+    for s in res.skipped:
+        print(f"skipped: {s}")
+    if res.mixture is not None:
+        m = res.mixture
+        print(f"\nmixture law fitted on {sum(not r[7] for r in m.rows)} runs, predicting the final losses of "
+              f"{sum(r[7] for r in m.rows)} held-out runs: relative error general {m.general_error:.4f}, "
+              f"domain {m.domain_error:.4f}")
+        print("  general law: " + ", ".join(f"{k}={v:.4g}" for k, v in m.general.to_dict().items()))
+        print("  domain law: " + ", ".join(f"{k}={v:.4g}" for k, v in m.domain.to_dict().items()))
+        for label, ratio, tok, g, pg, d, pd, held in m.rows:
+            if held:
+                print(f"  held out {label}: general {g:.4f} predicted {pg:.4f}; domain {d:.4f} predicted {pd:.4f}")
+    if res.mixture_all is not None:
+        print("general-loss law fitted on all runs: "
+              + ", ".join(f"{k}={v:.4g}" for k, v in res.mixture_all.general.to_dict().items()))
+    for tol, cmr in res.cmr:
+        print(f"critical mixture ratio (general share keeping general loss within {tol:g} nats of "
+              f"{res.base_general:.4f} after {res.tokens:.0f} tokens): r* = {cmr:.3f} (domain share {1 - cmr:.3f})")
     print(f"wall {time.perf_counter() - t0:.0f}s")
-    print(f"cpt_prediction_error: {(err_g + err_d) / 2:.4f}")
+    print(f"cpt_prediction_error: {res.cpt_prediction_error:.4f}")
 
 
 if __name__ == "__main__":
