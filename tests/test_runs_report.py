@@ -97,3 +97,98 @@ def test_report_groups_runs_by_label(tmp_path):
     text = write_report(dirs, tmp_path / "report.html").read_text(encoding="utf-8")
     assert "2 runs in 2 groups" in text
     assert "<td>er[ratio=0.3]</td>" in text and "<td>er[ratio=0.7]</td>" in text
+
+
+def test_continual_pretraining_section_from_real_runs_at_three_ratios(tmp_path, monkeypatch):
+    """Three tiny GPT-2 runs of the text benchmark with a general corpus at r = 0, 0.2, 0.5: the report has
+    the continual pre-training section with the measured-vs-predicted curves (one figure per ratio), the
+    final-loss-against-ratio plot, the CMR statement for each tolerance and the fits' error tables."""
+    pytest.importorskip("transformers")
+    pytest.importorskip("pyarrow")
+    pytest.importorskip("scipy")
+    import json
+
+    import numpy as np
+
+    from lifelong.assessment.study import curves_of_entry
+    from lifelong.config import validate
+    from lifelong.experiment import run_experiment
+    from lifelong.runs.compare import load_entries
+
+    monkeypatch.setenv("LIFELONG_CACHE", str(tmp_path / "cache"))
+    rows = [{"text": f"{a}+{b}={a + b}" if i % 2 else f"x{a}y{b}", "task": "sum" if i % 2 else "tag"}
+            for i, (a, b) in enumerate((i * 7 % 97, i * 13 % 89) for i in range(60))]
+    data = tmp_path / "d.jsonl"
+    data.write_text("\n".join(json.dumps(r) for r in rows) + "\n", encoding="utf-8")
+    words = "the cat sees a dog and the bird walks to the old house near a river".split()
+    corpus = tmp_path / "general.txt"
+    corpus.write_text("\n".join(" ".join(words[(i * 3 + j) % len(words)] for j in range(3 + i % 5))
+                                for i in range(80)) + "\n", encoding="utf-8")
+    dirs = []
+    for ratio in (0.0, 0.2, 0.5):
+        cfg = validate({
+            "benchmark": {"name": "text", "params": {"path": str(data), "text_field": "text", "test_fraction": 0.25, "tasks": ["tag", "sum"],
+                                                     "general": {"path": str(corpus), "ratio": ratio,
+                                                                 "held_out": 0.2}}},
+            "model": {"name": "tiny-causal-lm", "params": {"hidden": 32, "layers": 1, "heads": 2}},
+            "train": {"steps": 15, "batch_size": 8, "lr": 5e-3, "optimizer": "adamw", "lr_scheduler": "cosine",
+                      "warmup_ratio": 0.1, "log_every": 1},
+            "evaluation": {"eval_every": 1}, "device": "cpu", "seed": 0})
+        run_experiment(cfg, tmp_path / f"r{ratio}", progress=False)
+        dirs.append(tmp_path / f"r{ratio}")
+    # the engine's own schedule, rebuilt from the config, is the rate the run logged (row at s: rate of step s + 1)
+    entry = load_entries(dirs[1:2], "benchmark.params.general.ratio")[0]
+    c = curves_of_entry(entry)
+    assert c.lr_source == "scheduler" and c.ratio == 0.2 and c.base_general is not None and c.total_steps == 30
+    logged = {int(r["step"]): float(r["lr"]) for r in entry.result.schedule_log
+              if isinstance(r.get("lr"), (int, float))}
+    assert [logged[s] for s in range(1, 15)] == pytest.approx(c.lrs[1:15].tolist())
+    assert np.all(np.diff(c.tokens) > 0)
+
+    text = write_report(dirs, tmp_path / "report.html", by="benchmark.params.general.ratio",
+                        tolerance=[0.1, 0.5]).read_text(encoding="utf-8")
+    assert '<section id="cpt">' in text and "Continual pre-training" in text
+    section = text.split('<section id="cpt">')[1].split("</section>")[0]
+    images = re.findall(r'src="data:image/png;base64,', section)
+    assert len(images) == 4  # one measured-vs-predicted figure per ratio, and the ratio plot
+    assert section.count("dashed; dotted line: the fit boundary") == 3
+    assert "Critical mixture ratio" in section and section.count("general share <b>r* = ") == 2
+    assert "within <b>0.1</b> nats" in section and "within <b>0.5</b> nats" in section
+    assert "CPT loss-curve law: prediction errors" in section and "Mixture law: predicted final losses" in section
+    assert "scored in sample" in section  # three ratios: too few to hold half out
+    # a report over runs without a general corpus has no such section
+    plain = write_report(write_runs(tmp_path / "plain"), tmp_path / "plain.html").read_text(encoding="utf-8")
+    assert '<section id="cpt">' not in plain
+
+
+def test_continual_pretraining_section_says_why_when_there_is_too_little_to_fit(tmp_path):
+    """One run with a general corpus, validated only at its task ends: curves are drawn, the fits are
+    listed as not fitted with their reasons, and nothing fails."""
+    r = result(0.9, 0.5, 10.0)
+    r.schedule_log = [{"step": s, "task": min(s // 20, 1), "general/val_loss": 2.0 + 0.01 * s,
+                       "domain/0/val_loss": 3.0 - 0.01 * s, "domain/1/val_loss": 3.1 - 0.01 * s} for s in (0, 20, 40)]
+    rd = RunDir(tmp_path / "one")
+    rd.write_config({"strategy": "er", "seed": 0, "train": {"steps": 20, "lr": 0.01},
+                     "benchmark": {"name": "text", "params": {"general": {"ratio": 0.25}}}})
+    rd.write_result(r)
+    text = write_report([rd.path], tmp_path / "r.html", tolerance=0.2).read_text(encoding="utf-8")
+    section = text.split('<section id="cpt">')[1].split("</section>")[0]
+    assert "Not fitted, and why" in section and "eval_every" in section and "general/tokens" in section
+    assert "No critical mixture ratio" in section
+    assert len(re.findall(r'src="data:image/png;base64,', section)) == 2
+    with pytest.raises(ConfigError, match="tolerance"):
+        write_report([rd.path], tmp_path / "bad.html", tolerance=-1)
+
+
+def test_cli_report_takes_several_tolerances_after_one_flag(tmp_path):
+    from click.testing import CliRunner
+
+    from lifelong.cli import main
+
+    dirs = write_runs(tmp_path)
+    res = CliRunner().invoke(main, ["report", *map(str, dirs), "--out", str(tmp_path / "r.html"),
+                                    "--tolerance", "0.1", "0.5"])
+    assert res.exit_code == 0, res.output
+    assert "report of 3 run(s)" in res.output
+    res = CliRunner().invoke(main, ["report", *map(str, dirs), "--out", str(tmp_path / "r.html"), "--tolerance", "-1"])
+    assert res.exit_code != 0 and "tolerance must be" in res.output

@@ -317,15 +317,25 @@ def compare(config: str, out: str | None, workers: int, executor: str, address: 
               help="Config field that groups runs: a section (strategy, curriculum) groups by its label, else its "
                    "name; dotted keys reach inside one (e.g. curriculum, benchmark.params.n_tasks, train.lr).")
 @click.option("--title", default="lifelong report", show_default=True)
-def report(run_dirs: tuple[str, ...], out: str, by: str, title: str) -> None:
+@click.option("--tolerance", type=float, multiple=True,
+              help="Tolerated general-loss increase(s), nats over the pre-trained model's, for the critical mixture "
+                   "ratio of the continual pre-training section: --tolerance 0.1 0.5 (default 0.1 and 0.5).")
+def report(run_dirs: tuple[str, ...], out: str, by: str, title: str, tolerance: tuple[float, ...]) -> None:
     """Write a self-contained HTML report (heatmaps, forgetting plot, curves, comparison) over RUN_DIRS.
 
     A folder holding several runs (e.g. a compare --out folder) stands for all of them.
     """
+    from lifelong.assessment.study import TOLERANCES
     from lifelong.runs.report import write_report
 
+    tolerances, paths = list(tolerance), []
+    for d in run_dirs:  # `--tolerance 0.1 0.5`: the values after the first reach here as arguments
+        if tolerances and not Path(d).exists() and _is_number(d):
+            tolerances.append(float(d))
+        else:
+            paths.append(d)
     dirs: list[Path] = []
-    for d in map(Path, run_dirs):
+    for d in map(Path, paths):
         if d.is_file():  # a shell glob such as runs/cmp/* also names index.sqlite, report.html...
             continue
         if not d.is_dir():
@@ -339,8 +349,16 @@ def report(run_dirs: tuple[str, ...], out: str, by: str, title: str) -> None:
             dirs.extend(inner)
     if not dirs:
         raise ConfigError("no run folder among the arguments; give run folders (or a folder holding runs).")
-    path = write_report(dirs, out, title=title, by=by)
+    path = write_report(dirs, out, title=title, by=by, tolerance=tolerances or TOLERANCES)
     _console().print(f"report of {len(dirs)} run(s): {path}")
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
 
 
 @main.command(name="list", context_settings=CONTEXT)

@@ -17,9 +17,13 @@ Sections (each only when there is something to show):
 7. schedule state over time (``schedule.csv``): numeric columns grouped by name stem
    (``p/0``, ``p/1``... share a plot; other values in [0, 1] share a "fractions" plot;
    everything else gets its own plot), first run of each label;
-8. extra metrics: ``metrics.json`` keys beyond the standard ones (e.g. perplexity of
+8. continual pre-training (runs whose schedule log has ``general/val_loss``): general and domain
+   validation loss over tokens against the CPT law fitted on the first 30% of the steps, final
+   losses against the general ratio with the mixture law, the critical mixture ratio for each
+   ``tolerance`` and the fits' errors (:mod:`lifelong.assessment.study`);
+9. extra metrics: ``metrics.json`` keys beyond the standard ones (e.g. perplexity of
    language-model runs), one row per run;
-9. notes the runs recorded (why a run stopped, where it resumed from).
+10. notes the runs recorded (why a run stopped, where it resumed from).
 """
 
 from __future__ import annotations
@@ -39,6 +43,7 @@ import numpy as np
 
 from lifelong.assessment.metrics import (as_matrix, average_accuracy_curve, learned_sets, per_task_forgetting,
                                          per_task_plasticity, steps_to_target)
+from lifelong.assessment.study import TOLERANCES
 from lifelong.errors import ConfigError
 from lifelong.runs.compare import RunEntry, compare, html_table, load_entries
 from lifelong.runs.io import PathLike, write_text_atomic
@@ -556,10 +561,176 @@ def _notes(entries: list[RunEntry]) -> str:
     return f"<ul>{lis}</ul>"
 
 
+# ---------------------------------------------------------------------- continual pre-training
+
+
+def _has_general_validation(e: RunEntry) -> bool:
+    return any(isinstance(r.get("general/val_loss"), (int, float)) for r in e.result.schedule_log)
+
+
+def _cpt_curve_plots(groups: "OrderedDict[str, list[Any]]", res: Any) -> str:
+    """Per label: general and mean domain validation loss over tokens, measured (solid) against the CPT
+    law fitted on the first part of the steps (dashed; a dotted line marks the fit boundary)."""
+    parts = []
+    for label, curves in groups.items():
+        fig = _new_figure(11.2, 3.6)
+        axes = fig.subplots(1, 2, squeeze=False)[0]
+        shown = curves[:MAX_LINES]
+        fitted = False
+        for which, ax in zip(("general", "domain"), axes):
+            for k, c in enumerate(shown):
+                use_tokens = bool(np.all(np.isfinite(c.tokens)))
+                x = c.tokens if use_tokens else c.steps.astype(float)
+                color = f"C{k % 10}"
+                ax.plot(x, getattr(c, which), color=color, lw=1.5, label=_t(c.label))
+                fit = res.cpt.get(None if c.ratio is None else round(float(c.ratio), 9), {}).get(which)
+                if fit is not None and c.label in fit.predicted:
+                    fitted = True
+                    ax.plot(x, fit.predicted[c.label], color=color, lw=1.3, ls="--")
+                    edge = fit.fit_until * c.total_steps
+                    ax.axvline(float(np.interp(edge, c.steps, x)), color=color, ls=":", lw=1)
+            ax.set_title(_t(f"{which} validation loss"), fontsize=10)
+            ax.set_xlabel("training tokens" if all(np.all(np.isfinite(c.tokens)) for c in shown) else "step")
+            ax.set_ylabel("loss (nats/token)")
+            ax.grid(alpha=0.3)
+            if len(shown) <= 12:
+                ax.legend(fontsize=7)
+        fig.suptitle(_t(label))
+        cap = (f"{label}: measured (solid) and predicted by the CPT loss-curve law fitted on the first "
+               f"{res_fit_until(res):.0%} of each run's steps (dashed; dotted line: the fit boundary).")
+        if not fitted:
+            cap = f"{label}: measured validation losses; no CPT-law fit (see the reasons below)."
+        if len(curves) > MAX_LINES:
+            cap += f" {len(curves) - MAX_LINES} runs left out (at most {MAX_LINES} lines per plot)."
+        parts.append(_figure(fig, cap))
+    return "".join(parts)
+
+
+def res_fit_until(res: Any) -> float:
+    return next((f.fit_until for fits in res.cpt.values() for f in fits.values()), 0.3)
+
+
+def _ratio_plot(res: Any, tolerance: Sequence[float]) -> str:
+    """Final general and domain loss against the general ratio, with the mixture law's curve."""
+    runs = [c for c in res.runs if c.ratio is not None]
+    if not runs:
+        return ""
+    fig = _new_figure(11.2, 3.6)
+    axes = fig.subplots(1, 2, squeeze=False)[0]
+    scheds = sorted({c.schedule for c in runs})
+    law = res.mixture_all
+    grid = np.linspace(0.0, max(max(c.ratio for c in runs), 0.05), 101)
+    for which, ax in zip(("general", "domain"), axes):
+        for k, s in enumerate(scheds):
+            pts = [(c.ratio, getattr(c, f"final_{which}")) for c in runs if c.schedule == s]
+            ax.plot([p[0] for p in pts], [p[1] for p in pts], "o", color=f"C{k % 10}", label=_t(s))
+        if law is not None and res.tokens:
+            curve = (law.general if which == "general" else law.domain).predict(grid, res.tokens)
+            ax.plot(grid, curve, color="0.2", lw=1.3, label=_t(f"mixture law at {res.tokens:.0f} tokens"))
+        if which == "general" and res.base_general is not None:
+            ax.axhline(res.base_general, color="0.5", ls=":", lw=1, label="pre-trained")
+            for t in tolerance:
+                ax.axhline(res.base_general + t, color="0.7", ls="--", lw=0.8)
+        ax.set_title(_t(f"final {which} validation loss"), fontsize=10)
+        ax.set_xlabel("general ratio r (share of each batch's tokens)")
+        ax.set_ylabel("loss (nats/token)")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)
+    cap = ("Final losses of every run against its general ratio; the curve is the mixture law "
+           "(L_g = E + A (1-r)^a D^b, L_d = E + B ((1-r) D)^-c) fitted on every validation point of all runs, "
+           "drawn at the runs' mean token budget")
+    cap += "; dashed lines: the pre-trained general loss plus each tolerance." if res.base_general is not None else "."
+    return _figure(fig, cap)
+
+
+def _cpt_section(entries: list[RunEntry], tolerance: Sequence[float]) -> str:
+    """The continual pre-training section: runs whose schedule log has general validation losses."""
+    from lifelong.assessment.study import curves_of_entry, study
+    from lifelong.errors import DataError
+
+    chosen = [e for e in entries if _has_general_validation(e)]
+    if not chosen:
+        return ""
+    groups: "OrderedDict[str, list[Any]]" = OrderedDict()
+    curves, problems = [], []
+    for e in chosen:
+        try:
+            c = curves_of_entry(e)
+        except DataError as exc:
+            problems.append(str(exc))
+            continue
+        curves.append(c)
+        groups.setdefault(e.label, []).append(c)
+    parts = []
+    if curves:
+        ratios = {c.ratio for c in curves}
+        res = study(curves, fit_until=0.3, tolerances=tolerance, holdout="half" if len(ratios) >= 4 else "none")
+        problems.extend(res.skipped)
+        parts.append(_cmr_statement(res))
+        parts.append(_cpt_curve_plots(groups, res))
+        parts.append(_ratio_plot(res, tolerance))
+        parts.append(_fit_tables(res))
+    if problems:
+        lis = "".join(f"<li>{html.escape(p)}</li>" for p in problems)
+        parts.append(f'<p class="note">Not fitted, and why:</p><ul>{lis}</ul>')
+    return "".join(parts)
+
+
+def _cmr_statement(res: Any) -> str:
+    if not res.cmr:
+        return ('<p>No critical mixture ratio: it needs the mixture law (runs at two or more general ratios) and '
+                "the pre-trained model's general loss (a step-0 validation row); see the reasons below.</p>")
+    items = "".join(
+        f"<li>within <b>{t:g}</b> nats (general loss ≤ {res.base_general + t:.3f}): general share "
+        f"<b>r* = {r:.3f}</b>, i.e. at most {1 - r:.1%} domain data</li>" for t, r in res.cmr)
+    return (f"<p><b>Critical mixture ratio</b>: the smallest general share that keeps the general validation loss "
+            f"within a tolerance of the pre-trained model's ({res.base_general:.3f}, the step-0 row) after "
+            f"{res.tokens:.0f} training tokens (the runs' mean), by the mixture law fitted on all "
+            f"{len(res.runs)} runs:</p><ul>{items}</ul>")
+
+
+def _fit_tables(res: Any) -> str:
+    out = []
+    if res.cpt:
+        rows = []
+        for key in sorted(res.cpt, key=lambda k: (k is None, k or 0.0)):
+            fits = res.cpt[key]
+            cells = []
+            for which in ("general", "domain"):
+                f = fits.get(which)
+                cells += [_td(f.final_error if f else None, 4), _td(f.error if f else None, 4)]
+            n = len(next(iter(fits.values())).labels) if fits else 0
+            rows.append(f"<tr>{_td('—' if key is None else f'{key:g}', num=True)}{_td(n)}{''.join(cells)}</tr>")
+        out.append("<h3>CPT loss-curve law: prediction errors</h3>"
+                   f"<p class=\"note\">One fit per general ratio (its runs share it), on the first "
+                   f"{res_fit_until(res):.0%} of each run's steps; mean relative error of the predicted final "
+                   "loss and of every validation point after the fit boundary.</p>"
+                   '<div class="scroll"><table><thead><tr><th>general ratio</th><th>runs</th>'
+                   "<th>general: final</th><th>general: later points</th><th>domain: final</th>"
+                   "<th>domain: later points</th></tr></thead><tbody>" + "".join(rows) + "</tbody></table></div>")
+    m = res.mixture
+    if m is not None:
+        how = (f"fitted on {sum(not r[7] for r in m.rows)} runs, scored on the {sum(r[7] for r in m.rows)} held out"
+               if m.held_out else f"fitted on all {len(m.rows)} runs, scored in sample (too few ratios to hold half out)")
+        rows = "".join(
+            f"<tr><td><code>{html.escape(label)}</code></td>{_td(ratio, 3, True)}{_td(g)}{_td(pg)}{_td(d)}{_td(pd)}"
+            f"<td>{'held out' if held else 'fitted'}</td></tr>" for label, ratio, _tok, g, pg, d, pd, held in m.rows)
+        out.append("<h3>Mixture law: predicted final losses</h3>"
+                   f"<p class=\"note\">{html.escape(how)}: mean relative error general {m.general_error:.4f}, "
+                   f"domain {m.domain_error:.4f}. General law: "
+                   + html.escape(", ".join(f"{k}={v:.4g}" for k, v in m.general.to_dict().items()))
+                   + "; domain law: " + html.escape(", ".join(f"{k}={v:.4g}" for k, v in m.domain.to_dict().items()))
+                   + '.</p><div class="scroll"><table><thead><tr><th>run</th><th>r</th><th>general</th>'
+                   "<th>predicted</th><th>domain</th><th>predicted</th><th></th></tr></thead><tbody>"
+                   + rows + "</tbody></table></div>")
+    return "".join(out)
+
+
 # ---------------------------------------------------------------------- the report
 
 
-def build_report(entries: list[RunEntry], title: str = "lifelong report", by_name: str = "strategy") -> str:
+def build_report(entries: list[RunEntry], title: str = "lifelong report", by_name: str = "strategy",
+                 tolerance: Sequence[float] = TOLERANCES) -> str:
     """The report's HTML text for already-loaded runs (see :func:`write_report`)."""
     if not entries:
         raise ConfigError("the report needs at least one run folder; none was given.")
@@ -580,6 +751,7 @@ def build_report(entries: list[RunEntry], title: str = "lifelong report", by_nam
         ("average", "Average accuracy after each task", _average_curve_plot(groups)),
         ("curves", "Learning curves", _learning_curves(groups)),
         ("schedule", "Schedule state over time", _schedule_plots(groups)),
+        ("cpt", "Continual pre-training", _cpt_section(entries, tolerance)),
         ("extra", "Other metrics", _extra_table(entries)),
         ("notes", "Notes", _notes(entries)),
     ):
@@ -605,16 +777,23 @@ def write_report(
     out_html: PathLike,
     title: str = "lifelong report",
     by: str | Sequence[str] = "strategy",
+    tolerance: float | Sequence[float] = TOLERANCES,
 ) -> Path:
     """Write one self-contained HTML report over ``run_dirs``; returns its path.
 
     Runs are grouped by the config value ``by`` (dotted keys allowed; several
     keys are joined; the folder name when the key is absent). The file has no
-    external references: it opens offline and without JavaScript.
+    external references: it opens offline and without JavaScript. ``tolerance``:
+    the tolerated general-loss increase(s), in nats over the pre-trained model's,
+    for the critical mixture ratio of the continual pre-training section.
     """
     dirs = list(run_dirs)
     if not dirs:
         raise ConfigError("the report needs at least one run folder; none was given.")
     entries = load_entries(dirs, by)
     by_name = by if isinstance(by, str) else " / ".join(by)
-    return write_text_atomic(out_html, build_report(entries, title, by_name))
+    tolerances = [float(tolerance)] if isinstance(tolerance, (int, float)) else [float(t) for t in tolerance]
+    bad = [t for t in tolerances if not (math.isfinite(t) and t >= 0)]
+    if not tolerances or bad:
+        raise ConfigError(f"tolerance must be one or more numbers >= 0 (nats of general loss); got {tolerance!r}.")
+    return write_text_atomic(out_html, build_report(entries, title, by_name, tolerances))
