@@ -33,6 +33,9 @@ The fits are :mod:`lifelong.assessment.study`'s (the HTML report uses the same c
   the final losses. **The last line, ``cpt_prediction_error: X``, is the mean
   relative error of this law's predicted final losses**, over every run and
   both curves (general, domain).
+* The same law fitted **per phase** (each domain's own transition: the general
+  loss and the loss of the domain being learned, on the first 30% of the phase,
+  predicting the phase's end), printed as a second table; not the headline.
 * **Mixture law** (``L_g = E + A (1 - r)^a D^b``, ``L_d = E + B ((1 - r) D)^-c``),
   fitted on every validation point of half the grid (a checkerboard over ratio x
   schedule, all seeds of a cell on one side) and predicting the final losses of
@@ -64,7 +67,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
-from lifelong.assessment.study import run_curves, study  # noqa: E402
+from lifelong.assessment.study import phase_study, run_curves, study  # noqa: E402
 from lifelong.engine.config import Recipe, TrainConfig  # noqa: E402
 from lifelong.engine.loop import train_stream  # noqa: E402
 from lifelong.hf.models import tiny_causal_lm  # noqa: E402
@@ -256,6 +259,22 @@ def main() -> None:
             print(f"  r={key:g} {which}: " + ", ".join(f"{k}={v:.4g}" for k, v in f.law.to_dict().items()))
     for s in res.skipped:
         print(f"skipped: {s}")
+    per_phase, phase_skipped = phase_study(curves, fit_until=args.fit_until)
+    print(f"\nCPT law per phase (one domain shift each, the paper's setting): fitted on the first "
+          f"{args.fit_until:.0%} of each phase, one fit per (ratio, phase); relative error of the predicted "
+          "phase-end general loss and loss of the domain being learned (mean over runs):")
+    print("| r | phase | general end | domain end |")
+    print("| ---: | ---: | ---: | ---: |")
+    phase_errs = []
+    for key in sorted(per_phase, key=lambda k: (k[0] is None, k[0] or 0.0, k[1])):
+        g, d = per_phase[key].get("general"), per_phase[key].get("domain")
+        phase_errs += [f.final_error for f in (g, d) if f is not None]
+        print(f"| {key[0]:g} | {key[1]} | {'—' if g is None else f'{g.final_error:.4f}'} "
+              f"| {'—' if d is None else f'{d.final_error:.4f}'} |")
+    for s in phase_skipped:
+        print(f"skipped: {s}")
+    if phase_errs:
+        print(f"per-phase CPT law, mean relative error of predicted phase-end losses: {np.mean(phase_errs):.4f}")
     if res.mixture is not None:
         m = res.mixture
         print(f"\nmixture law fitted on {sum(not r[7] for r in m.rows)} runs, predicting the final losses of "

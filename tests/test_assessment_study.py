@@ -10,9 +10,9 @@ import pytest
 pytest.importorskip("scipy")
 pytest.importorskip("transformers")
 
-from lifelong.assessment.laws import CPTLaw, GeneralLossLaw, DomainLossLaw  # noqa: E402
+from lifelong.assessment.laws import CPTLaw, DomainLossLaw, GeneralLossLaw  # noqa: E402
 from lifelong.assessment.study import (RunCurves, checkerboard, critical_ratios, fit_cpt, fit_mixture,  # noqa: E402
-                                       lr_from_config, run_curves, study)
+                                       lr_from_config, phase_curves, run_curves, study)
 from lifelong.errors import DataError  # noqa: E402
 
 GENERAL = CPTLaw(L0=1.5, A=0.3, alpha=0.5, C=5.0, B=0.6, E=50.0, beta=0.8, s1_pt=0.3)
@@ -125,3 +125,15 @@ def test_mixture_law_needs_two_ratios_and_token_counts():
     runs[0].tokens = np.full(len(runs[0].steps), np.nan)
     with pytest.raises(DataError, match="general/tokens"):
         fit_mixture(runs)
+
+
+def test_phase_curves_cut_a_run_into_single_shift_curves_of_the_domain_being_learned():
+    log, config, phases, lrs = synthetic_log("stream", phases=(100, 100))
+    run = run_curves(log, config, phases, label="a")
+    first, second = curves = phase_curves(run)
+    assert [c.label for c in curves] == ["a#0", "a#1"]
+    assert first.steps[0] == 5 and first.steps[-1] == 100 and second.steps[0] == 5 and second.steps[-1] == 100
+    assert second.lrs == pytest.approx(lrs[100:200])
+    # the phase's domain is the loss of the domain learned in it (here domain/1 = law - 0.1)
+    assert second.domain == pytest.approx(DOMAIN.predict(lrs, np.arange(105, 201, 5)) - 0.1)
+    assert first.domain == pytest.approx(DOMAIN.predict(lrs, np.arange(5, 101, 5)) + 0.1)

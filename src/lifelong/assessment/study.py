@@ -18,7 +18,10 @@ One analysis serves the HTML report (:mod:`lifelong.runs.report`) and
    general and the domain curve. Runs with the same general ratio share one
    fit (different schedules and seeds pin the annealing term better); the law
    has no ratio in it, so runs of different ratios are fitted apart
-   (:func:`cpt_study`).
+   (:func:`cpt_study`). :func:`phase_study` fits the same law to each phase
+   alone (one distribution shift, the paper's setting: the general loss and
+   the loss of the domain being learned), on the first ``fit_until`` of the
+   phase, predicting the phase's end.
 3. :func:`fit_mixture` fits the mixture law (general and domain) on every
    validation point of some runs (``fit_on``; e.g. :func:`checkerboard`, half
    the grid) and predicts the final losses of the others (or of all, in
@@ -95,6 +98,10 @@ class RunCurves:
     base_general: float | None = None
     base_domain: float | None = None
     seed: Any = None
+    #: per domain j: ``domain/<j>/val_loss`` at each validation step
+    domains: dict[int, np.ndarray] = field(default_factory=dict)
+    #: optimiser steps of each phase (task), in order
+    phase_steps: list[int] = field(default_factory=list)
 
     @property
     def total_steps(self) -> int:
@@ -193,6 +200,8 @@ def run_curves(schedule_log: Sequence[dict[str, Any]], config: dict[str, Any] | 
         raise DataError(f"run '{label}' has only its step-0 validation row; train it (and evaluate on the way).")
     general = np.array([float(val[s]["general/val_loss"]) for s in steps])
     domain = np.array([dom(val[s]) for s in steps])
+    per_domain = {j: np.array([_num(val[s].get(f"domain/{j}/val_loss")) if _num(val[s].get(f"domain/{j}/val_loss"))
+                               is not None else np.nan for s in steps]) for j in domains}
     if task_steps and sum(int(s) for s in task_steps) > 0:
         phase_steps = [int(s) for s in task_steps]
     else:
@@ -231,7 +240,8 @@ def run_curves(schedule_log: Sequence[dict[str, Any]], config: dict[str, Any] | 
     return RunCurves(label=label, ratio=ratio, schedule=f"{sched}/{scope}", steps=steps, tokens=tokens,
                      general=general, domain=domain, lrs=np.asarray(lrs, float), lr_source=source,
                      base_general=_num(base.get("general/val_loss")) if base else None,
-                     base_domain=dom(base) if base else None, seed=seed)
+                     base_domain=dom(base) if base else None, seed=seed, domains=per_domain,
+                     phase_steps=phase_steps)
 
 
 def curves_of_entry(entry: Any) -> RunCurves:
@@ -293,6 +303,43 @@ def fit_cpt(runs: Sequence[RunCurves], which: str = "general", fit_until: float 
         late_o.extend(y[late])
     error = mean_relative_error(late_p, late_o) if late_p else float("nan")
     return CPTFit(which, law, fit_until, [r.label for r in runs], predicted, finals, error)
+
+
+def phase_curves(run: RunCurves) -> list[RunCurves]:
+    """One single-shift curve per phase of ``run``, the setting the CPT law describes: phase k's steps
+    (counted from its start), its slice of the learning-rate schedule, the general loss and the loss of
+    the domain learned in it (domain k) as its ``domain``; labels ``<run>#k``."""
+    out = []
+    start = 0
+    for k, n in enumerate(run.phase_steps):
+        inside = (run.steps > start) & (run.steps <= start + n)
+        if k in run.domains and inside.any():
+            out.append(RunCurves(label=f"{run.label}#{k}", ratio=run.ratio, schedule=run.schedule,
+                                 steps=run.steps[inside] - start, tokens=run.tokens[inside],
+                                 general=run.general[inside], domain=run.domains[k][inside],
+                                 lrs=run.lrs[start:start + n], lr_source=run.lr_source, seed=run.seed,
+                                 phase_steps=[n]))
+        start += n
+    return out
+
+
+def phase_study(runs: Sequence[RunCurves], fit_until: float = 0.3
+                ) -> tuple[dict[Any, dict[str, CPTFit]], list[str]]:
+    """:func:`fit_cpt` per (general ratio, phase) on :func:`phase_curves`: each domain's own transition,
+    fitted on the first ``fit_until`` of the phase and predicting its end. Keys ``(ratio, phase)``."""
+    groups: dict[Any, list[RunCurves]] = {}
+    for r in runs:
+        for k, c in enumerate(phase_curves(r)):
+            groups.setdefault((_group_key(r), k), []).append(c)
+    fits: dict[Any, dict[str, CPTFit]] = {}
+    skipped: list[str] = []
+    for key, members in groups.items():
+        for which in ("general", "domain"):
+            try:
+                fits.setdefault(key, {})[which] = fit_cpt(members, which, fit_until)
+            except DataError as exc:
+                skipped.append(f"CPT law per phase, {which} loss, ratio {key[0]} phase {key[1]}: {exc}")
+    return fits, skipped
 
 
 def _group_key(r: RunCurves) -> float | None:
@@ -465,5 +512,5 @@ def study(runs: Sequence[RunCurves], fit_until: float = 0.3, tolerances: Sequenc
 
 
 __all__ = ["RunCurves", "run_curves", "curves_of_entry", "lr_from_config", "CPTFit", "fit_cpt", "cpt_study",
-           "MixtureFit", "fit_mixture", "checkerboard", "base_general_loss", "critical_ratios", "Study", "study",
+           "phase_curves", "phase_study", "MixtureFit", "fit_mixture", "checkerboard", "base_general_loss", "critical_ratios", "Study", "study",
            "TOLERANCES"]
