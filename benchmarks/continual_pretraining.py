@@ -271,8 +271,8 @@ def main() -> None:
         phase_errs += [f.final_error for f in (g, d) if f is not None]
         print(f"| {key[0]:g} | {key[1]} | {'—' if g is None else f'{g.final_error:.4f}'} "
               f"| {'—' if d is None else f'{d.final_error:.4f}'} |")
-    for s in phase_skipped:
-        print(f"skipped: {s}")
+    if phase_skipped:
+        print(f"skipped {len(phase_skipped)} per-phase fit(s); the first: {phase_skipped[0]}")
     if phase_errs:
         print(f"per-phase CPT law, mean relative error of predicted phase-end losses: {np.mean(phase_errs):.4f}")
     if res.mixture is not None:
