@@ -10,7 +10,8 @@ Sections (each only when there is something to show):
 
 1. comparison table: runs grouped by label (``by``, default the strategy) over seeds;
 2. runs: one line per run folder (seed, tasks, steps, time, memory);
-3. accuracy matrices: a heatmap per label (mean over the seeds whose matrix has the same shape);
+3. accuracy matrices: a colour-coded table (an HTML heatmap) per label (mean over the seeds
+   whose matrix has the same shape);
 4. accuracy on each task over the stream (the classic forgetting plot), per label;
 5. average accuracy after each task, one line per label (band: ± std over seeds);
 6. learning curves (``curves.csv``) and training loss (``losses.csv``), first run of each label;
