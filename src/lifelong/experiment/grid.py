@@ -61,7 +61,11 @@ class GridOutcome:
 
 
 def grid_label(cfg: ExperimentConfig, grid: ExperimentConfig) -> str:
-    """The comparison label of one run: its strategy, plus its curriculum when the grid varies curricula."""
+    """The comparison label of one run: its strategy, plus its curriculum when the grid varies curricula,
+    plus the values of the ``grid:`` axes it varies (the cell's :class:`~lifelong.config.GridPoint` label),
+    so the seeds of one cell are averaged and different cells are not merged."""
+    if cfg.grid_point is not None:
+        return cfg.grid_point.label
     label = cfg.strategy_label
     if len(grid.curriculum) > 1:
         label += f" / {cfg.curriculum_label}"

@@ -91,9 +91,16 @@ class RunEntry:
         return self.config.get("seed", train.get("seed"))
 
 
-def label_of(config: dict[str, Any], by: str | Sequence[str] = "strategy", default: str = "run") -> str:
+#: the default grouping key: a run's grid cell (``grid_point.label``: the strategy plus the values of the grid
+#: axes it varies, e.g. ``naive ratio=0.05 rewarm``), and for a run outside such a grid its strategy
+CELL = "cell"
+
+
+def label_of(config: dict[str, Any], by: str | Sequence[str] = CELL, default: str = "run") -> str:
     """The group label of a run: the config value at ``by`` (dotted keys allowed).
 
+    ``cell`` (the default) is the run's grid cell (:data:`CELL`): the seeds of
+    one cell of a ``grid:`` form one group and different cells stay apart.
     A section (a mapping such as ``strategy`` or ``curriculum``) gives its
     ``label`` -- the name a grid gives each variant, e.g. ``er[ratio=0.3]``
     and ``er[ratio=0.7]`` for two ratios of one strategy, so they are not
@@ -104,6 +111,13 @@ def label_of(config: dict[str, Any], by: str | Sequence[str] = "strategy", defau
     keys = [by] if isinstance(by, str) else list(by)
     parts = []
     for key in keys:
+        if key == CELL:
+            point = config.get("grid_point")
+            text = point.get("label") if isinstance(point, dict) else None
+            text = text or _section_label(config.get("strategy"))
+            if text is not None:
+                parts.append(text)
+            continue
         value: Any = config
         for part in key.split("."):
             value = value.get(part) if isinstance(value, dict) else None
@@ -141,7 +155,7 @@ def compare(entries: Iterable[RunEntry]) -> list[ComparisonRow]:
     return rows
 
 
-def load_entries(run_dirs: Iterable[PathLike], by: str | Sequence[str] = "strategy") -> list[RunEntry]:
+def load_entries(run_dirs: Iterable[PathLike], by: str | Sequence[str] = CELL) -> list[RunEntry]:
     """Read run folders into :class:`RunEntry` objects labelled by ``by`` (folder name if absent)."""
     from lifelong.runs.rundir import load_run
 
@@ -152,7 +166,7 @@ def load_entries(run_dirs: Iterable[PathLike], by: str | Sequence[str] = "strate
     return out
 
 
-def compare_dirs(run_dirs: Iterable[PathLike], by: str | Sequence[str] = "strategy") -> list[ComparisonRow]:
+def compare_dirs(run_dirs: Iterable[PathLike], by: str | Sequence[str] = CELL) -> list[ComparisonRow]:
     """:func:`compare` over run folders."""
     return compare(load_entries(run_dirs, by))
 

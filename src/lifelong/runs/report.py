@@ -629,12 +629,14 @@ def write_report(
     run_dirs: Iterable[PathLike],
     out_html: PathLike,
     title: str = "lifelong report",
-    by: str | Sequence[str] = "strategy",
+    by: str | Sequence[str] = "cell",
 ) -> Path:
     """Write one self-contained HTML report over ``run_dirs``; returns its path.
 
     Runs are grouped by the config value ``by`` (dotted keys allowed; several
-    keys are joined; the folder name when the key is absent). The file has no
+    keys are joined; the folder name when the key is absent); the default
+    ``cell`` groups the seeds of each grid cell (strategy plus the grid axes
+    it varies), and runs outside a ``grid:`` by strategy. The file has no
     external references: it opens offline and without JavaScript.
     """
     dirs = list(run_dirs)
@@ -642,4 +644,6 @@ def write_report(
         raise ConfigError("the report needs at least one run folder; none was given.")
     entries = load_entries(dirs, by)
     by_name = by if isinstance(by, str) else " / ".join(by)
+    if by_name == "cell":
+        by_name = "grid cell" if any(e.config.get("grid_point") for e in entries) else "strategy"
     return write_text_atomic(out_html, build_report(entries, title, by_name))
