@@ -620,19 +620,22 @@ class ExperimentConfig(Section):
         curricula: list[Optional[CurriculumConfig]] = list(self.curriculum) or [None]
         cur_labels = _labels([c.display if c else "" for c in curricula], curricula)
         out: list[tuple[str, ExperimentConfig]] = []
-        for point, cell in self._grid_cells():
-            shown = [lbl for (key, lbl), (_, values) in zip(point, self.grid_axes) if len(values) > 1]
-            for (s, sl), (c, cl) in itertools.product(zip(self.strategy, strat_labels), zip(curricula, cur_labels)):
-                cur = [cl] if len(curricula) > 1 else []
-                update: dict[str, Any] = {"strategy": [s.model_copy(update={"label": sl})],
-                                          "curriculum": [c.model_copy(update={"label": cl})] if c is not None else []}
-                if self.grid:
-                    label = " ".join([sl + "".join(f" / {x}" for x in cur), *shown])
-                    update["grid_point"] = GridPoint(label=label, axes=dict(point))
-                for seed in self.seed_list:
-                    name = "-".join([sl, *cur, *shown]) + f"-seed{seed}"
-                    single = cell.model_copy(update={**update, "seed": seed, "seeds": None, "name": name})
-                    out.append((_safe_name(name), single))
+        cells = self._grid_cells()
+        axes = self.grid_axes
+        for (s, sl), (c, cl), (point, cell) in itertools.product(zip(self.strategy, strat_labels),
+                                                                 zip(curricula, cur_labels), cells):
+            # the axes' values are shown when the axis has more than one
+            shown = [lbl for (_, lbl), (_, values) in zip(point, axes) if len(values) > 1]
+            cur = [cl] if len(curricula) > 1 else []
+            update: dict[str, Any] = {"strategy": [s.model_copy(update={"label": sl})],
+                                      "curriculum": [c.model_copy(update={"label": cl})] if c is not None else []}
+            if self.grid:
+                label = " ".join([sl + "".join(f" / {x}" for x in cur), *shown])
+                update["grid_point"] = GridPoint(label=label, axes=dict(point))
+            for seed in self.seed_list:
+                name = "-".join([sl, *cur, *shown]) + f"-seed{seed}"
+                single = cell.model_copy(update={**update, "seed": seed, "seeds": None, "name": name})
+                out.append((_safe_name(name), single))
         return out
 
     def _grid_cells(self) -> list[tuple[list[tuple[str, str]], "ExperimentConfig"]]:
