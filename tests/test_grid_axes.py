@@ -131,6 +131,25 @@ def test_label_of_groups_by_grid_cell_by_default():
     assert label_of({"strategy": {"name": "ewc", "label": None}}) == "ewc"  # a run outside a grid: its strategy
 
 
+def test_validation_loss_columns_appear_only_for_runs_that_measure_them():
+    from lifelong.engine.result import RunResult
+    from lifelong.runs.compare import RunEntry, compare, markdown_table, validation_losses
+
+    log = [{"step": 4, "task": 0, "general/val_loss": 3.0, "domain/0/val_loss": 2.4},
+           {"step": 6, "task": 0, "general/token_share": 0.1},
+           {"step": 8, "task": 1, "general/val_loss": 2.5, "domain/0/val_loss": 2.2, "domain/1/val_loss": 1.8}]
+    assert validation_losses(log) == {"general_val_loss": 2.5, "domain_val_loss": pytest.approx(2.0)}
+    assert validation_losses([{"step": 1, "lr": 0.1}]) == {}
+    summary = {"average_accuracy": 0.5, "forgetting": 0.0, "bwt": 0.0, "fwt": 0.0, "wall_seconds": 1.0}
+    entries = [RunEntry("a", RunResult(["t"], schedule_log=log), summary=summary),
+               RunEntry("a", RunResult(["t"], schedule_log=log[:1]), summary=summary)]
+    (row,) = compare(entries)
+    assert row.cells()[-2:] == ["2.750 ± 0.354", "2.200 ± 0.283"]
+    assert markdown_table([row]).splitlines()[0].endswith("| general val loss | domain val loss |")
+    (plain,) = compare([RunEntry("b", RunResult(["t"]), summary=summary)])
+    assert len(plain.cells()) == 7
+
+
 def test_vectorised_stacks_take_scalar_axes_and_leave_the_others_to_processes():
     from lifelong.experiment.grid import _vectorised_jobs
 
@@ -221,7 +240,9 @@ def test_a_tiny_grid_of_ratios_and_lr_schedules_runs_one_row_per_cell(tmp_path, 
     # one row per cell, labelled by its axes' values, in the table, comparison.md and the report
     md = (out / "comparison.md").read_text().splitlines()
     cells = [line.split("|")[1].strip() for line in md[2:]]
-    assert md[0].startswith("| grid cell |")
+    assert md[0].startswith("| grid cell |") and md[0].rstrip().endswith("| general val loss | domain val loss |")
+    general = {c: float(line.split("|")[-3]) for c, line in zip(cells, md[2:])}
+    assert all(0.0 < v < 10.0 for v in general.values())
     assert cells == ["naive ratio=0.1 rewarm", "naive ratio=0.1 one-decay", "naive ratio=0.3 rewarm",
                      "naive ratio=0.3 one-decay"]
     assert all(line.split("|")[2].strip() == "1" for line in md[2:])
