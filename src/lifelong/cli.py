@@ -106,9 +106,13 @@ def _load(config_path: str | None, overrides: Sequence[str]):
 
 
 def _print_table(rows, title: str, console=None, label: str = "strategy") -> None:
-    from lifelong.runs.compare import rich_table
+    from lifelong.runs.compare import COLUMNS, rich_table
 
-    (console or _console()).print(rich_table(rows, title=title, label=label))
+    console = console or _console()
+    console.print(rich_table(rows, title=title, label=label, columns=COLUMNS))
+    losses = [c for c in (rows[0].columns if rows else ()) if c not in COLUMNS]
+    if losses:  # a table of their own: nine columns do not fit a terminal
+        console.print(rich_table(rows, title="validation losses (last evaluation)", label=label, columns=losses))
 
 
 def _report_grid(outcome, out: Path, title: str, console, again: str | None = None) -> None:

@@ -90,9 +90,10 @@ class ComparisonRow:
     #: the metric columns of the table this row belongs to (:data:`COLUMNS`, plus loss columns when measured)
     columns: tuple[tuple[str, str, int, str], ...] = COLUMNS
 
-    def cells(self) -> list[str]:
-        """The formatted cells: label, runs, then one per column."""
-        return [self.label, str(self.runs), *(self.stats[k].format(d, u) for k, _, d, u in self.columns)]
+    def cells(self, columns: Sequence[tuple[str, str, int, str]] | None = None) -> list[str]:
+        """The formatted cells: label, runs, then one per column (of this row's table, or of ``columns``)."""
+        cols = self.columns if columns is None else columns
+        return [self.label, str(self.runs), *(self.stats[k].format(d, u) for k, _, d, u in cols)]
 
 
 @dataclass
@@ -211,17 +212,20 @@ def _columns(rows: Sequence[ComparisonRow]) -> tuple[tuple[str, str, int, str], 
     return rows[0].columns if rows else COLUMNS
 
 
-def rich_table(rows: Sequence[ComparisonRow], title: str | None = None, label: str = "label"):
-    """A ``rich.table.Table`` for the terminal."""
+def rich_table(rows: Sequence[ComparisonRow], title: str | None = None, label: str = "label",
+               columns: Sequence[tuple[str, str, int, str]] | None = None):
+    """A ``rich.table.Table`` for the terminal, of the rows' columns (or of ``columns``: a terminal is narrower
+    than a markdown or HTML table, so the CLI shows the loss columns in a table of their own)."""
     from rich.table import Table
 
     from rich.markup import escape
 
     table = Table(title=title)
-    for i, h in enumerate(headers(label, _columns(rows))):
+    cols = _columns(rows) if columns is None else tuple(columns)
+    for i, h in enumerate(headers(label, cols)):
         table.add_column(escape(h), justify="left" if i == 0 else "right", no_wrap=i > 0)
     for r in rows:  # escaped: a label such as "er[ratio=0.3]" is not rich markup
-        table.add_row(*map(escape, r.cells()))
+        table.add_row(*map(escape, r.cells(cols)))
     return table
 
 
