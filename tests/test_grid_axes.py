@@ -185,12 +185,16 @@ pytest_llm = pytest.mark.skipif(importlib.util.find_spec("transformers") is None
                                 reason="the [llm] extra (transformers, pyarrow) is not installed")
 
 
-def _corpus(tmp_path: Path) -> Path:
+def _corpus_module():
     spec = importlib.util.spec_from_file_location("make_cpt_corpus", ROOT / "examples" / "make_cpt_corpus.py")
     mod = importlib.util.module_from_spec(spec)
     sys.modules["make_cpt_corpus"] = mod
     spec.loader.exec_module(mod)
-    mod.write(tmp_path / "cpt", rows=60)
+    return mod
+
+
+def _corpus(tmp_path: Path) -> Path:
+    _corpus_module().write(tmp_path / "cpt", rows=60)
     return tmp_path / "cpt"
 
 
@@ -254,3 +258,38 @@ def test_a_tiny_grid_of_ratios_and_lr_schedules_runs_one_row_per_cell(tmp_path, 
     assert again.exit_code == 0, again.output
     assert yaml.safe_load((tmp_path / "one" / "config.yaml").read_text())["grid_point"]["label"] == \
         "naive ratio=0.1 one-decay"
+
+
+def test_a_scalar_axis_trains_as_one_stack_and_keeps_its_cells_apart(tmp_path):
+    from lifelong.experiment import run_grid
+
+    grid = validate({**BASE, "seeds": [0, 1], "grid": {"train.lr": [0.05, 0.2]}})
+    outcome = run_grid(grid, tmp_path / "runs", workers=1, progress=False)
+    assert not outcome.failed and len(outcome.runs) == 4
+    rows, entries = outcome.rows()
+    assert [(r.label, r.runs) for r in rows] == [("naive lr=0.05", 2), ("naive lr=0.2", 2)]
+    stored = yaml.safe_load((tmp_path / "runs" / "naive-lr=0.2-seed1" / "config.yaml").read_text())
+    assert stored["train"]["lr"] == 0.2 and stored["grid_point"]["label"] == "naive lr=0.2" and "grid" not in stored
+    assert "vectorised" in (tmp_path / "runs" / "naive-lr=0.2-seed1" / "log.txt").read_text()
+    # the same numbers as running each cell in a process of its own
+    alone = run_grid(grid, tmp_path / "alone", workers=1, progress=False, vectorize=False)
+    assert [r.stats["average_accuracy"].mean for r in alone.rows()[0]] == \
+        pytest.approx([r.stats["average_accuracy"].mean for r in rows], abs=1e-6)
+
+
+def test_the_shipped_example_is_what_its_generator_writes_and_a_30_run_grid(tmp_path):
+    from lifelong.config import load_config
+
+    shipped = ROOT / "examples" / "data" / "cpt"
+    written = _corpus_module().write(tmp_path / "cpt", rows=300)
+    assert [p.name for p in written] == ["general.txt", "arith.jsonl", "code.jsonl", "chords.jsonl"]
+    for p in written:
+        assert p.read_bytes() == (shipped / p.name).read_bytes()
+    assert sum(p.stat().st_size for p in shipped.iterdir()) < 300_000
+    cfg = load_config(ROOT / "examples" / "llm" / "continual-pretraining.yaml")
+    assert cfg.grid_summary() == "grid: 5 ratios × 3 train variants × 2 seeds = 30 runs"
+    cells = cfg.expand()
+    assert cells[0][0] == "naive-ratio=0.0-rewarm-seed0" and cells[-1][0] == "naive-ratio=0.5-wsd-seed1"
+    schedules = {(c.train.lr_scheduler, c.train.lr_scheduler_scope) for _, c in cells}
+    assert schedules == {("cosine", "task"), ("cosine", "stream"), ("warmup_stable_decay", "stream")}
+    assert sorted({c.benchmark.params["general"]["ratio"] for _, c in cells}) == [0.0, 0.05, 0.1, 0.25, 0.5]
