@@ -84,6 +84,9 @@ def test_a_run_config_is_the_resolved_single_cell_and_runs_again_as_it_is():
     assert not single.is_grid and single.single().train.lr == 0.2 and single.single().grid is None
     with pytest.raises(ConfigError, match="grid of 8 runs"):
         cfg.single()
+    # an empty grid: section is no grid, and a config without one keeps its config.yaml as before
+    empty = validate({**BASE, "grid": {}})
+    assert empty.grid is None and "grid" not in empty.resolved() and "grid_point" not in empty.resolved()
 
 
 @pytest.mark.parametrize("grid, expected", [

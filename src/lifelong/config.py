@@ -499,8 +499,8 @@ class ExperimentConfig(Section):
     @field_validator("grid")
     @classmethod
     def _grid_shape(cls, v: Optional[dict[str, Any]]) -> Optional[dict[str, Any]]:
-        if v is None:
-            return v
+        if not v:
+            return None  # an empty grid: section is no grid
         keys = list(v)
         for key, values in v.items():
             if not isinstance(key, str) or not key.strip():
