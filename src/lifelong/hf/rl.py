@@ -57,12 +57,11 @@ from dataclasses import asdict, dataclass, fields
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
 from lifelong.data.examples import Examples
 from lifelong.data.task import Stream
-from lifelong.errors import ConfigError, DataError, TrainingError
+from lifelong.errors import ConfigError, DataError
 from lifelong.hf.encoding import IGNORE, special_ids
 from lifelong.hf.objective import CausalLMObjective, lm_logits
 
@@ -231,12 +230,12 @@ class PolicyGradientObjective(CausalLMObjective):
         return int(eos), int(eos if pad is None else pad)
 
     @torch.no_grad()
-    def sample(self, model: nn.Module, data: Examples, generator: torch.Generator,
-               width: int | None = None) -> tuple[Tensor, Tensor, Tensor]:
+    def sample(self, model: nn.Module, data: Examples, generator: torch.Generator) -> tuple[Tensor, Tensor, Tensor]:
         """``samples`` completions of each row's prompt: the sequences (prompt, sampled tokens,
         padding) ``[rows * samples, L]``, their labels (the sampled tokens up to and including the
         first EOS, ``IGNORE`` elsewhere) and the sampled tokens ``[rows * samples, width]``
-        (padding after EOS). Rows of one prompt sit next to each other."""
+        (padding after EOS; ``width``: the batch's longest reference completion). Rows of one
+        prompt sit next to each other."""
         s = self.settings
         eos, pad = self._special(model)
         start, length = reference_layout(data)
@@ -245,8 +244,7 @@ class PolicyGradientObjective(CausalLMObjective):
             raise DataError(f"train.rl.max_new_tokens={s.max_new_tokens} is shorter than a reference completion of "
                             f"this batch ({need} tokens with its end-of-sequence token): such rows could never earn "
                             f"a reward. Raise it to at least {need}, or set 0 (as long as the longest reference).")
-        if width is None:
-            width = need  # a longer sample cannot equal the reference
+        width = need  # a longer sample cannot equal the reference
         k = s.samples
         ids = data["input_ids"].repeat_interleave(k, 0)
         start = start.repeat_interleave(k, 0)
