@@ -334,3 +334,14 @@ def test_config_objective_remax_builds_the_policy_objective(tmp_path):
     obj = make_objective(stream, None, c.train_config())
     assert isinstance(obj, PolicyGradientObjective) and obj.settings.warmup_steps == 3
     assert not obj.policy_active(2) and obj.policy_active(3)
+
+
+def test_a_policy_gradient_run_is_never_stacked_as_sft():
+    """A grid's vectorised stacks would train with the plain objective; a remax run is kept out of them."""
+    from lifelong.vectorized import vectorizable
+
+    base = {"benchmark": {"name": "split-digits", "params": {"n_tasks": 2}}, "model": {"name": "mlp"},
+            "train": {"steps": 2}, "seed": 0, "device": "cpu"}
+    runs = [validate({**base, "train": {"steps": 2, "objective": "remax"}}), validate(base)]
+    groups, reasons = vectorizable(runs)
+    assert "train.objective remax" in reasons[0] and 1 not in reasons
