@@ -284,7 +284,8 @@ class PolicyGradientObjective(CausalLMObjective):
         return seqs, labels, tokens
 
     def rewards(self, data: Examples, tokens: Tensor) -> Tensor:
-        """1.0 where a sampled completion equals its row's reference completion exactly, ``[rows, samples]``."""
+        """1.0 where a sampled completion (``tokens`` from :meth:`sample`) equals its row's reference
+        completion exactly, up to and including its EOS; ``[rows, samples]``."""
         k = self.settings.samples
         start, length = reference_layout(data)
         labels = data["labels"]
@@ -293,11 +294,7 @@ class PolicyGradientObjective(CausalLMObjective):
         ref = labels.gather(1, cols)  # reference completions, IGNORE past each row's length
         ref = torch.where(torch.arange(width, device=labels.device) < length.unsqueeze(1), ref, IGNORE)
         ref = ref.repeat_interleave(k, 0)
-        got = tokens[:, :width]
-        if got.shape[1] < width:  # completions cut short by max_new_tokens cannot match a longer reference
-            got = torch.cat([got, torch.full((got.shape[0], width - got.shape[1]), IGNORE, dtype=got.dtype,
-                                             device=got.device)], 1)
-        hit = (got == ref) | (ref == IGNORE)
+        hit = (tokens[:, :width] == ref) | (ref == IGNORE)  # samples are as wide as the longest reference
         return hit.all(1).float().view(-1, k)
 
     def policy_losses(self, model: nn.Module, out: Tensor, data: Examples, seed: int) -> Tensor:
