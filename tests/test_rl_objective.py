@@ -325,6 +325,17 @@ def test_refusals_at_run_time():
         obj.policy_losses(model(s), obj.forward(model(s), data), data, seed=0)
 
 
+def test_refused_across_processes(monkeypatch):
+    """DDP allows one forward per backward; the policy loss takes two: refused with a clear message."""
+    from lifelong.engine import distributed, phase
+
+    monkeypatch.setattr(distributed, "join_from_env", lambda device: True)
+    monkeypatch.setattr(phase, "world_size", lambda: 2)
+    s = copy_stream()
+    with pytest.raises(ConfigError, match="one process only for now \\(2 processes"):
+        train_stream(s, model(s), config=cfg(objective="remax"))
+
+
 def test_config_objective_remax_builds_the_policy_objective(tmp_path):
     c = validate(_arith_config(tmp_path, objective="remax", rl={"warmup_steps": 3}))
     from lifelong.engine.phase import make_objective

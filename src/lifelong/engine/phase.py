@@ -275,6 +275,11 @@ class Teacher:
         #: the general corpus mixed into every batch (``stream.info["general"]``), or None; each process
         #: draws its own general rows (its own seed), as it draws its own share of the pool
         self.mixture = general_mixture(stream, seed=self.cfg.seed + 7_919 * distributed.rank())
+        if self.policy is not None and self.world > 1:
+            raise ConfigError(f"train.objective {self.cfg.objective} runs in one process only for now ({self.world} "
+                              "processes were started): its policy loss forwards the model twice per step, which "
+                              "DistributedDataParallel does not allow before one backward. Launch it without "
+                              "torchrun/accelerate, or use train.objective: sft across processes.")
         if self.policy is not None and self.mixture is not None:
             raise ConfigError("a policy-gradient objective needs prompt/answer rows, but this stream mixes general "
                                 "text into every batch (benchmark params 'general'); use train.objective: sft with "
