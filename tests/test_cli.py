@@ -136,6 +136,14 @@ def pool_grid(tmp_path_factory):
 
 def test_compare_in_a_process_pool(pool_grid, tmp_path):
     cfg, grid, output = pool_grid
+    # the pool says how it uses the machine: workers x torch threads, from the cores available
+    import re
+
+    from lifelong.experiment.grid import available_cores, worker_threads
+
+    m = re.search(r"process pool: (\d+) worker\(s\) x (\d+) torch thread\(s\) each, for 4 run\(s\) on (\d+)", output)
+    assert m, output
+    assert int(m.group(1)) == 2 and int(m.group(2)) == worker_threads(2) and int(m.group(3)) == available_cores()
     rows = _table_rows(output)
     assert set(rows) == {"naive", "er"} and rows["naive"][0] == "2"
     names = sorted(p.name for p in grid.iterdir() if p.is_dir())
@@ -154,6 +162,16 @@ def test_compare_in_a_process_pool(pool_grid, tmp_path):
     assert again.exit_code == 2 and "--resume" in again.output
     resumed = invoke("compare", str(cfg), "--out", str(grid), "--resume", "--workers", "1", "--quiet")
     assert resumed.exit_code == 0 and _table_rows(resumed.output) == rows
+
+
+def test_pool_workers_share_out_the_cores(monkeypatch):
+    from lifelong.experiment import grid
+
+    monkeypatch.setattr(grid, "available_cores", lambda: 16)
+    assert grid.default_workers(40) == 16 and grid.default_workers(3) == 3
+    assert grid.worker_threads(16) == 1 and grid.worker_threads(3) == 5 and grid.worker_threads(1) == 16
+    monkeypatch.setattr(grid, "available_cores", lambda: 2)
+    assert grid.worker_threads(4) == 1  # never fewer than one thread
 
 
 def test_compare_on_a_local_ray_instance(pool_grid, tmp_path):

@@ -82,3 +82,17 @@ def test_classifiers_have_no_probes():
     s = make_benchmark("split-digits", seed=0, n_tasks=2)
     r = train_stream(s, build_model("mlp", s, hidden=[16]), Recipe(), TrainConfig(steps=2))
     assert r.probes == {}
+
+
+def test_general_text_longer_than_the_model_is_cut_to_its_positions(tmp_path):
+    """A held-out general line longer than the model's position table is scored on what fits
+    (it used to stop the run with an IndexError before training)."""
+    data = tmp_path / "d.jsonl"
+    data.write_text('{"prompt": "1+1=", "completion": "2", "task": "x"}\n' * 8)
+    general = tmp_path / "general.txt"
+    general.write_text("a short line\n" + "a very long line " * 20 + "\n")
+    s = BENCHMARKS.get("text")(path=str(data), general_text=str(general))
+    model = tiny_causal_lm(s, hidden=16, heads=2, layers=1, seed=0, max_positions=32)
+    assert max(len(t) for t in s.info["general_texts"]) > 32  # characters, at least one token each
+    ppl = CausalLMObjective(s).probes(model, s)["general_perplexity"]
+    assert math.isfinite(ppl) and ppl > 1.0

@@ -48,9 +48,9 @@ def test_report_is_self_contained_and_has_every_section(tmp_path):
     assert "<script" not in text and "<link" not in text and "@import" not in text and "url(" not in text
     for anchor in ("comparison", "runs", "matrices", "forgetting", "average", "curves", "schedule", "extra"):
         assert f'<section id="{anchor}">' in text, anchor
-    # images: 2 heatmaps + forgetting + average + learning curves + loss + 2 schedule figures
+    # images: forgetting + average + learning curves + loss + 2 schedule figures
     images = re.findall(r'src="data:image/png;base64,([A-Za-z0-9+/=]+)"', text)
-    assert len(images) == 8
+    assert len(images) == 6
     assert all(base64.b64decode(img)[:8] == b"\x89PNG\r\n\x1a\n" for img in images)
     # comparison numbers: ewc ACC (0.5+0.9)/2=0.7 and (0.6+0.9)/2=0.75 -> 0.725 ± 0.035; F 0.4, 0.2 -> 0.300 ± 0.141
     assert "0.725 ± 0.035" in text and "0.300 ± 0.141" in text and "11.0 ± 1.4 s" in text
@@ -66,7 +66,15 @@ def test_report_without_logs_leaves_those_sections_out(tmp_path):
     text = write_report([rd.path], tmp_path / "r.html").read_text()
     assert '<section id="matrices">' in text and '<section id="curves">' not in text
     assert '<section id="schedule">' not in text and '<section id="extra">' not in text
-    assert len(re.findall(r"data:image/png;base64", text)) == 3  # heatmap, forgetting, average
+    assert len(re.findall(r"data:image/png;base64", text)) == 2  # forgetting, average
+    # the accuracy matrix is a colour-coded table: a value per cell, the colour from its value
+    table = re.search(r'<table class="heatmap">.*?</table>', text, re.S).group(0)
+    cells = re.findall(r'<td style="background:(#[0-9a-f]{6});color:(#[0-9a-f]{3})" title="([0-9.]+)">([0-9.]*)</td>',
+                       table)
+    assert [c[3] for c in cells] == ["0.90", "0.10", "0.40", "0.90"]
+    assert cells[0][0] == cells[3][0] != cells[1][0]  # equal values, equal colours
+    assert cells[1][1] == "#fff" and cells[0][1] == "#000"  # light text on the dark (low) end
+    assert "<th>even</th><th>odd</th>" in table and "<th>even</th><td" in table and "<tr><th>odd</th><td" in table
 
 
 def test_report_needs_runs(tmp_path):

@@ -64,6 +64,24 @@ def test_each_run_matches_train_stream(strategy, params):
         assert_same(ref, res, ref_model, model)
 
 
+def test_small_stacks_train_on_one_thread_and_restore_the_count(monkeypatch):
+    from lifelong.vectorized import trainer
+
+    cfgs = [config("naive", seed) for seed in (0, 1)]
+    seen = []
+    real = trainer._train_stacked
+    monkeypatch.setattr(trainer, "_train_stacked",
+                        lambda specs, device, threads: seen.append((threads, torch.get_num_threads())) or
+                        real(specs, device, threads))
+    before = torch.get_num_threads()
+    results, _ = stacked(cfgs)
+    assert seen == [(1, 1)] and torch.get_num_threads() == before  # MLP 64-32-32-10, batch 16: a small stack
+    assert "on 1 torch thread(s)" in results[0].notes[0]
+    specs = [RunSpec(*(lambda b: (b.stream, b.model, b.recipe, b.train))(build_experiment(c))) for c in cfgs]
+    monkeypatch.setattr(trainer, "SMALL_STACK_MACS", 10)  # a big stack keeps the process's threads
+    assert trainer.stack_threads(specs) == before
+
+
 def test_runs_with_different_hyper_parameters_share_a_stack():
     cfgs = [config("ewc", 0, {"lambda": 10.0, "samples": 16}, train={"lr": 0.02, "momentum": 0.0}),
             config("ewc", 1, {"lambda": 100.0, "samples": 16}, train={"lr": 0.03, "weight_decay": 0.001})]

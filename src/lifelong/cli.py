@@ -105,10 +105,14 @@ def _load(config_path: str | None, overrides: Sequence[str]):
     return validate(data, source=config_path)
 
 
-def _print_table(rows, title: str, console=None) -> None:
-    from lifelong.runs.compare import rich_table
+def _print_table(rows, title: str, console=None, label: str = "strategy") -> None:
+    from lifelong.runs.compare import COLUMNS, rich_table
 
-    (console or _console()).print(rich_table(rows, title=title, label="strategy"))
+    console = console or _console()
+    console.print(rich_table(rows, title=title, label=label, columns=COLUMNS))
+    losses = [c for c in (rows[0].columns if rows else ()) if c not in COLUMNS]
+    if losses:  # a table of their own: nine columns do not fit a terminal
+        console.print(rich_table(rows, title="validation losses (last evaluation)", label=label, columns=losses))
 
 
 def _report_grid(outcome, out: Path, title: str, console, again: str | None = None) -> None:
@@ -124,9 +128,10 @@ def _report_grid(outcome, out: Path, title: str, console, again: str | None = No
     resume = f" Finished runs are kept; continue the others with: {again} --resume" if again else ""
     if not entries:
         raise LifelongError(f"no run of the grid finished; see the log.txt files under {out}.{resume}")
-    _print_table(rows, title, console)
-    write_text_atomic(out / "comparison.md", markdown_table(rows, label="strategy"))
-    report = write_text_atomic(out / "report.html", build_report(entries, title=title, by_name="strategy"))
+    by = "grid cell" if any(e.config.get("grid_point") for e in entries) else "strategy"
+    _print_table(rows, title, console, label=by)
+    write_text_atomic(out / "comparison.md", markdown_table(rows, label=by))
+    report = write_text_atomic(out / "report.html", build_report(entries, title=title, by_name=by))
     console.print(f"report: {report}   runs: {out}   index: {out / 'index.sqlite'}")
     if outcome.failed:
         console.print(f"{len(outcome.failed)} of {len(outcome.runs)} run(s) did not finish; the table shows the "
@@ -294,7 +299,8 @@ def _print_run(metrics: dict[str, Any], run_dir: Path, console) -> None:
 @_with_common
 def compare(config: str, out: str | None, workers: int, executor: str, address: str | None, resume: bool,
             overwrite: bool, quiet: bool, no_vectorize: bool, overrides: tuple[str, ...], **flags: Any) -> None:
-    """Run a grid (lists of strategies, curricula or seeds in CONFIG) and print the comparison table."""
+    """Run a grid (lists of strategies, curricula or seeds in CONFIG, and its grid: axes) and print the comparison
+    table (one row per grid cell, mean ± std over its seeds)."""
     from lifelong.experiment import run_grid
 
     console = _console()
@@ -304,6 +310,9 @@ def compare(config: str, out: str | None, workers: int, executor: str, address: 
         raise ConfigError("no output folder: pass --out DIR (or set 'out' in the config).")
     if address and executor != "ray":
         raise ConfigError("--address is for --executor ray.")
+    if grid.grid:
+        grid.expand()  # every cell validated before anything runs (a bad one is one message naming it)
+    console.print(grid.grid_summary(), markup=False)
     outcome = run_grid(grid, out, workers=workers or None, executor=executor, address=address, resume=resume,
                        overwrite=overwrite, progress=not quiet, console=console, vectorize=not no_vectorize)
     _report_grid(outcome, Path(out), grid.name or Path(config).stem, console,
@@ -313,9 +322,11 @@ def compare(config: str, out: str | None, workers: int, executor: str, address: 
 @main.command(context_settings=CONTEXT)
 @click.argument("run_dirs", nargs=-1, required=True, type=click.Path())
 @click.option("--out", required=True, type=click.Path(dir_okay=False), help="The HTML file to write.")
-@click.option("--by", default="strategy", show_default=True,
-              help="Config field that groups runs: a section (strategy, curriculum) groups by its label, else its "
-                   "name; dotted keys reach inside one (e.g. curriculum, benchmark.params.n_tasks, train.lr).")
+@click.option("--by", default="cell", show_default=True,
+              help="Config field that groups runs: 'cell' is the run's grid cell (strategy plus the values of the "
+                   "grid axes it varies; the strategy outside a grid); a section (strategy, curriculum) groups by "
+                   "its label, else its name; dotted keys reach inside one (e.g. benchmark.params.general.ratio, "
+                   "train.lr).")
 @click.option("--title", default="lifelong report", show_default=True)
 @click.option("--tolerance", type=float, multiple=True,
               help="Tolerated general-loss increase(s), nats over the pre-trained model's, for the critical mixture "

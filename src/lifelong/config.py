@@ -17,15 +17,27 @@ while the file is validated, as are the names of its parameters: a mistake
 gives one :class:`~lifelong.errors.ConfigError` that names the field path
 (``strategy.params.lamda``) and lists what is allowed.
 
-``strategy``, ``curriculum`` and ``seeds`` may be lists; such a config is a
-*grid* that :meth:`ExperimentConfig.expand` turns into one single-run config
-per combination (``lifelong compare`` runs them). The resolved config of a run
+``strategy``, ``curriculum`` and ``seeds`` may be lists, and a ``grid:``
+section maps dotted config keys to lists of values (a section key such as
+``train`` takes mappings merged into it, each with an optional ``label``)::
+
+    grid:
+      benchmark.params.general.ratio: [0.0, 0.1, 0.25]
+      train:
+        - {label: rewarm, lr_scheduler: cosine, lr_scheduler_scope: task}
+        - {label: one-decay, lr_scheduler: cosine, lr_scheduler_scope: stream}
+
+Such a config is a *grid* that :meth:`ExperimentConfig.expand` turns into one
+validated single-run config per combination (``lifelong compare`` runs them;
+runs of one cell differ only in seed and share one label, e.g.
+``naive ratio=0.1 rewarm``). The resolved config of a run
 (:meth:`ExperimentConfig.resolved`, all defaults filled in) is written next to
 its results as ``config.yaml`` and can be run again as it is.
 """
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import difflib
 import inspect
@@ -441,6 +453,20 @@ class TrackingConfig(Section):
     tensorboard: bool = False
 
 
+class GridPoint(Section):
+    """Where a run sits in a grid with a ``grid:`` section: written by :meth:`ExperimentConfig.expand`.
+
+    ``label`` groups the run's seeds in comparison tables and reports (the
+    strategy, the curriculum when the grid varies it, and the value of every
+    grid axis with more than one value: ``naive ratio=0.05 rewarm``);
+    ``axes`` maps each grid key to the short text of this run's value
+    (``{benchmark.params.general.ratio: ratio=0.05, train: rewarm}``).
+    """
+
+    label: str
+    axes: dict[str, str] = Field(default_factory=dict)
+
+
 def _as_list(v: Any) -> Any:
     if v is None:
         return []
@@ -465,6 +491,28 @@ class ExperimentConfig(Section):
     out: Optional[str] = None
     tracking: TrackingConfig = Field(default_factory=TrackingConfig)
     checkpoints: CheckpointsConfig = Field(default_factory=CheckpointsConfig)
+    #: grid axes beyond strategy, curriculum and seeds: a dotted config key -> the list of its values
+    grid: Optional[dict[str, Any]] = None
+    #: the grid cell this run is (written by expand(); read by compare and report)
+    grid_point: Optional[GridPoint] = None
+
+    @field_validator("grid")
+    @classmethod
+    def _grid_shape(cls, v: Optional[dict[str, Any]]) -> Optional[dict[str, Any]]:
+        if not v:
+            return None  # an empty grid: section is no grid
+        keys = list(v)
+        for key, values in v.items():
+            if not isinstance(key, str) or not key.strip():
+                raise _FieldProblem(f"grid keys are dotted config keys such as train.lr; got {key!r}.")
+            if not isinstance(values, list) or not values:
+                raise _FieldProblem(f"the values of grid key '{key}' must be a non-empty list, e.g. "
+                                    f"{key}: [a, b]; got {values!r}.")
+            for other in keys:
+                if other != key and other.startswith(key + "."):
+                    raise _FieldProblem(f"grid keys '{key}' and '{other}' overlap (one sets a part of the other); "
+                                        f"give {other.split('.')[-1]} inside the values of '{key}' instead.")
+        return v
 
     @field_validator("strategy", "curriculum", mode="before")
     @classmethod
@@ -505,6 +553,14 @@ class ExperimentConfig(Section):
             raise _FieldProblem(str(exc)) from None
         return self
 
+    @model_validator(mode="after")
+    def _grid_keys(self) -> "ExperimentConfig":
+        """Every grid key is a config field (up front, before any cell is built), and every axis's labels differ."""
+        for key, values in (self.grid or {}).items():
+            _check_grid_key(self, key, values)
+            _axis(key, values)
+        return self
+
     # ------------------------------------------------------------------ grids
 
     @property
@@ -512,35 +568,111 @@ class ExperimentConfig(Section):
         return list(self.seeds) if self.seeds is not None else [self.seed]
 
     @property
+    def grid_axes(self) -> list[tuple[str, list[tuple[Any, str]]]]:
+        """The ``grid:`` axes in the order written: ``(key, [(value, label), ...])``; a mapping's ``label``
+        is taken out of the value it names."""
+        return [(key, _axis(key, values)) for key, values in (self.grid or {}).items()]
+
+    @property
+    def n_runs(self) -> int:
+        """How many runs the grid expands to (1 for a single run)."""
+        n = len(self.strategy) * max(1, len(self.curriculum)) * len(self.seed_list)
+        for values in (self.grid or {}).values():
+            n *= len(values)
+        return n
+
+    @property
     def is_grid(self) -> bool:
-        return len(self.strategy) > 1 or len(self.curriculum) > 1 or len(self.seed_list) > 1
+        return self.n_runs > 1
+
+    def grid_summary(self) -> str:
+        """What the grid varies, e.g. ``grid: 5 ratios × 3 train variants × 3 seeds = 45 runs``."""
+        factors = []
+        if len(self.strategy) > 1:
+            factors.append(f"{len(self.strategy)} strategies")
+        if len(self.curriculum) > 1:
+            factors.append(f"{len(self.curriculum)} curricula")
+        for key, values in self.grid_axes:
+            n = len(values)
+            if all(isinstance(v, dict) for v, _ in values):
+                factors.append(f"{n} {key} variant{'s' if n != 1 else ''}")
+            else:
+                leaf = key.split(".")[-1]
+                word = leaf.isalpha() and leaf.islower() and not leaf.endswith("s") and len(leaf) > 2
+                factors.append(f"{n} {leaf}{'s' if n != 1 else ''}" if word else
+                               f"{n} {leaf} value{'s' if n != 1 else ''}")
+        seeds = len(self.seed_list)
+        factors.append(f"{seeds} seed{'s' if seeds != 1 else ''}")
+        return f"grid: {' × '.join(factors)} = {self.n_runs} run{'s' if self.n_runs != 1 else ''}"
 
     def expand(self) -> list[tuple[str, "ExperimentConfig"]]:
         """The grid as ``(run_name, single-run config)`` pairs, in a stable order.
 
-        Run names read ``<strategy>[-<curriculum>]-seed<N>``; the curriculum
-        part appears only when the grid varies it.
+        Strategies, then curricula, then the ``grid:`` axes in the order
+        written, then seeds (the seeds of one cell are neighbours). Run names
+        read ``<strategy>[-<curriculum>][-<axis value>...]-seed<N>``; a part
+        appears only when the grid varies it (an axis value is
+        ``<last key segment>=<value>``, or a mapping's ``label``, or its
+        ``k=v`` pairs). Each cell of the ``grid:`` axes is validated as a
+        config of its own; its runs carry a :class:`GridPoint` and no ``grid``.
         """
         strat_labels = _labels([s.display for s in self.strategy], self.strategy)
         curricula: list[Optional[CurriculumConfig]] = list(self.curriculum) or [None]
         cur_labels = _labels([c.display if c else "" for c in curricula], curricula)
         out: list[tuple[str, ExperimentConfig]] = []
-        for (s, sl), (c, cl), seed in itertools.product(zip(self.strategy, strat_labels),
-                                                        zip(curricula, cur_labels), self.seed_list):
-            name = sl + (f"-{cl}" if len(curricula) > 1 else "") + f"-seed{seed}"
-            single = self.model_copy(update={
-                "strategy": [s.model_copy(update={"label": sl})],
-                "curriculum": [c.model_copy(update={"label": cl})] if c is not None else [],
-                "seed": seed, "seeds": None, "name": name})
-            out.append((_safe_name(name), single))
+        cells = self._grid_cells()
+        axes = self.grid_axes
+        for (s, sl), (c, cl), (point, cell) in itertools.product(zip(self.strategy, strat_labels),
+                                                                 zip(curricula, cur_labels), cells):
+            # the axes' values are shown when the axis has more than one
+            shown = [lbl for (_, lbl), (_, values) in zip(point, axes) if len(values) > 1]
+            cur = [cl] if len(curricula) > 1 else []
+            update: dict[str, Any] = {"strategy": [s.model_copy(update={"label": sl})],
+                                      "curriculum": [c.model_copy(update={"label": cl})] if c is not None else []}
+            if self.grid:
+                label = " ".join([sl + "".join(f" / {x}" for x in cur), *shown])
+                update["grid_point"] = GridPoint(label=label, axes=dict(point))
+            for seed in self.seed_list:
+                name = "-".join([sl, *cur, *shown]) + f"-seed{seed}"
+                single = cell.model_copy(update={**update, "seed": seed, "seeds": None, "name": name})
+                out.append((_safe_name(name), single))
         return out
 
+    def _grid_cells(self) -> list[tuple[list[tuple[str, str]], "ExperimentConfig"]]:
+        """Each combination of the ``grid:`` axes as ``([(key, value label)...], validated config)``."""
+        if not self.grid:
+            return [([], self)]
+        base = self.model_dump(mode="json", exclude={"grid", "grid_point", "seed", "seeds"})
+        axes = self.grid_axes
+        cells = []
+        for combo in itertools.product(*(values for _, values in axes)):
+            data = copy.deepcopy(base)
+            point = []
+            for (key, _), (value, label) in zip(axes, combo):
+                _set_dotted(data, key, value)
+                point.append((key, label))
+            try:
+                cell = validate(data)
+            except ConfigError as exc:
+                where = ", ".join(f"{k}={_brief(v)}" for (k, _), (v, _) in zip(axes, combo))
+                problem = str(exc).removeprefix("invalid config: ")
+                raise ConfigError(f"grid cell '{' '.join(lbl for _, lbl in point)}' ({where}) is not a valid "
+                                  f"config: {problem}") from None
+            cells.append((point, cell))
+        return cells
+
     def single(self) -> "ExperimentConfig":
-        """This config as one run; a grid is refused with a pointer to ``lifelong compare``."""
+        """This config as one run; a grid is refused with a pointer to ``lifelong compare``.
+
+        A ``grid:`` section of one cell (every axis one value) is that cell."""
         if self.is_grid:
             raise ConfigError(
-                f"this config is a grid of {len(self.expand())} runs (lists of strategies, curricula or seeds); "
-                "run it with `lifelong compare`, or keep one strategy, one curriculum and one seed for `lifelong run`.")
+                f"this config is a grid of {self.n_runs} runs (lists of strategies, curricula, seeds or grid "
+                "values); run it with `lifelong compare`, or keep one strategy, one curriculum, one seed and one "
+                "value per grid key for `lifelong run`.")
+        if self.grid:
+            (_, cell), = self.expand()
+            return cell.model_copy(update={"name": self.name})
         return self
 
     @property
@@ -573,6 +705,9 @@ class ExperimentConfig(Section):
             d["seed"], d["seeds"] = d["seeds"][0], None
         if d["seeds"] is None:
             del d["seeds"]
+        for key in ("grid", "grid_point"):  # only grids and their cells have them
+            if d[key] is None:
+                del d[key]
         return d
 
 
@@ -593,6 +728,159 @@ def _labels(names: list[str], items: list[Any]) -> list[str]:
 
 def _safe_name(name: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.+=,\-\[\]]+", "_", name)
+
+
+# ----------------------------------------------------------------------------- grid axes
+
+#: top-level fields that are no grid key, and what to write instead
+_NOT_GRID_KEYS = {
+    "strategy": "strategies are an axis of their own: list them (strategy: [naive, ewc]), each with its params "
+                "and label",
+    "curriculum": "curricula are an axis of their own: list them (curriculum: [uniform, pacing])",
+    "seed": "seeds are an axis of their own: seeds: [0, 1, 2]",
+    "seeds": "seeds are an axis of their own: seeds: [0, 1, 2]",
+    "name": "each run is named after its grid cell",
+    "out": "every run of a grid goes under the --out folder of lifelong compare",
+    "grid": "a grid cannot vary its own grid",
+    "grid_point": "it is written by the grid for each run",
+}
+
+
+def _check_grid_key(cfg: "ExperimentConfig", key: str, values: list[Any]) -> None:
+    """Refuse a grid key that names no config field (``train.lrr``), with the close matches; the keys of
+    mapping values are checked the same way (``train: [{lr_schedulr: cosine}]``)."""
+    target = _grid_target(cfg, key)
+    for i, value in enumerate(values):
+        if target == "section" and not isinstance(value, dict):
+            raise _FieldProblem(f"grid key '{key}' is a section, so each of its values must be a mapping merged "
+                                f"into it (e.g. {{label: a, lr: 0.1}}); value {i + 1} is {value!r}.")
+        if isinstance(value, dict) and target != "free":
+            for sub in value:
+                if sub == "label":
+                    continue
+                if not isinstance(sub, str):
+                    raise _FieldProblem(f"grid key '{key}': value {i + 1} has a key {sub!r} that is not a name.")
+                _check_grid_key(cfg, f"{key}.{sub}", [value[sub]])
+
+
+def _grid_target(cfg: "ExperimentConfig", key: str) -> str:
+    """What ``key`` names: ``section`` (a config section), ``mapping`` (a dict field such as ``params``),
+    ``value`` (a field) or ``free`` (inside a dict, unchecked here: each cell's validation checks it)."""
+    parts = key.split(".")
+    if any(not p for p in parts):
+        raise _FieldProblem(f"grid key '{key}' has an empty part; write dotted config keys such as train.lr.")
+    model: Any = ExperimentConfig
+    for i, part in enumerate(parts):
+        where = ".".join(parts[:i])
+        fields = model.model_fields
+        if i == 0 and part in _NOT_GRID_KEYS:
+            raise _FieldProblem(f"grid key '{key}' is not allowed: {_NOT_GRID_KEYS[part]}.")
+        if part not in fields:
+            allowed = [f for f in fields if not (i == 0 and f in _NOT_GRID_KEYS)]
+            close = difflib.get_close_matches(part, allowed, n=3)
+            hint = f" Did you mean {' or '.join(repr('.'.join([*parts[:i], c])) for c in close)}?" if close else ""
+            raise _FieldProblem(f"grid key '{key}' is not a config field: {where or 'the top level'} has no field "
+                                f"'{part}'.{hint} Fields of {where or 'the top level'}: {', '.join(allowed)}.")
+        annotation = model.model_fields[part].annotation
+        inner = _unwrap(annotation)
+        last = i == len(parts) - 1
+        if isinstance(inner, type) and issubclass(inner, BaseModel):
+            if last:
+                return "section"
+            model = inner
+            continue
+        origin = typing.get_origin(annotation)
+        args = [a for a in typing.get_args(annotation) if a is not type(None)]
+        is_dict = origin is dict or any(typing.get_origin(a) is dict for a in args)
+        if not is_dict:
+            if last:
+                return "value"
+            raise _FieldProblem(f"grid key '{key}' is not a config field: {'.'.join(parts[:i + 1])} holds a value, "
+                                f"not a section, so it has no field '{parts[i + 1]}'.")
+        if last:
+            return "mapping"
+        if part == "params" and i == 1:
+            _check_grid_param(model, getattr(cfg, parts[0], None), key, parts[i + 1])
+        return "free"
+    return "value"  # pragma: no cover - the loop always returns
+
+
+def _check_grid_param(model: Any, section: Any, key: str, param: str) -> None:
+    """``benchmark.params.X``: X must be a parameter of the configured benchmark (likewise model, review,
+    memory), as in the section's own validation."""
+    kind = getattr(model, "_kind", "") or ("buffer" if model is MemoryConfig else "")
+    name = getattr(section, "policy" if model is MemoryConfig else "name", None) if section is not None else None
+    if not kind or not name:
+        return
+    supplied = getattr(model, "_supplied", ()) if model is not MemoryConfig else ("capacity", "seed")
+    try:
+        _check_params(kind, name, {param: None}, supplied=supplied)
+    except _FieldProblem as exc:
+        raise _FieldProblem(f"grid key '{key}' is not a config field: {exc}") from None
+
+
+def _axis(key: str, values: list[Any]) -> list[tuple[Any, str]]:
+    """``(value, label)`` for each value of a grid axis; labels must differ (they name the runs)."""
+    leaf = key.split(".")[-1]
+    out = []
+    for value in values:
+        if isinstance(value, dict):
+            value = dict(value)
+            label = value.pop("label", None)
+            if label is None:
+                label = ",".join(f"{k}={_brief(v)}" for k, v in _flat(value)) or "default"
+            label = str(label)
+        else:
+            label = f"{leaf}={_brief(value)}"
+        out.append((value, label))
+    labels = [lbl for _, lbl in out]
+    dup = sorted({lbl for lbl in labels if labels.count(lbl) > 1})
+    if dup:
+        raise _FieldProblem(f"grid key '{key}' has values with the same label {dup}; give each a distinct "
+                            "'label' (mapping values) or distinct values.")
+    return out
+
+
+def _flat(mapping: dict[str, Any], prefix: str = "") -> list[tuple[str, Any]]:
+    out = []
+    for k, v in mapping.items():
+        if isinstance(v, dict) and v:
+            out += _flat(v, f"{prefix}{k}.")
+        else:
+            out.append((f"{prefix}{k}", v))
+    return out
+
+
+def _brief(value: Any) -> str:
+    """A short text of a config value for run names and labels: ``0.05``, ``true``, ``[64,64]``."""
+    if isinstance(value, bool) or value is None:
+        return "true" if value is True else "false" if value is False else "null"
+    if isinstance(value, (int, float, str)):
+        return str(value)
+    import json
+
+    return json.dumps(value, separators=(",", ":"), sort_keys=True, default=str)
+
+
+def _set_dotted(data: dict[str, Any], key: str, value: Any) -> None:
+    """Set ``key`` (dotted) in plain config data; a mapping merges into the mapping already there."""
+    parts = key.split(".")
+    node = data
+    for part in parts[:-1]:
+        nxt = node.get(part)
+        if not isinstance(nxt, dict):
+            nxt = {"name": nxt} if isinstance(nxt, str) else {}
+            node[part] = nxt
+        node = nxt
+    old = node.get(parts[-1])
+    node[parts[-1]] = _merge(old, value) if isinstance(old, dict) and isinstance(value, dict) else copy.deepcopy(value)
+
+
+def _merge(old: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:
+    out = copy.deepcopy(old)
+    for k, v in new.items():
+        out[k] = _merge(out[k], v) if isinstance(out.get(k), dict) and isinstance(v, dict) else copy.deepcopy(v)
+    return out
 
 
 # ----------------------------------------------------------------------------- errors
@@ -727,7 +1015,8 @@ def apply_overrides(data: dict[str, Any], overrides: list[str] | tuple[str, ...]
     """Apply ``section.key=value`` overrides (values parsed as YAML) to plain config data.
 
     ``train.lr=0.1``, ``strategy=ewc``, ``benchmark.params.n_tasks=3``,
-    ``seeds=[0,1,2]``. Returns a new dict; the input is not changed.
+    ``seeds=[0,1,2]``; ``grid.<dotted key>=[...]`` sets one grid axis
+    (``grid.train.lr=[0.1,0.01]``). Returns a new dict; the input is not changed.
     """
     import copy
 
@@ -743,6 +1032,11 @@ def apply_overrides(data: dict[str, Any], overrides: list[str] | tuple[str, ...]
             value = yaml.safe_load(raw) if raw.strip() else None
         except yaml.YAMLError:
             value = raw
+        if key.startswith("grid.") and len(key) > 5:  # grid keys are dotted themselves: grid.train.lr=[0.1,0.01]
+            grid = out.get("grid")
+            out["grid"] = grid = dict(grid) if isinstance(grid, dict) else {}
+            grid[key[5:]] = value
+            continue
         node = out
         parts = key.split(".")
         for i, part in enumerate(parts[:-1]):

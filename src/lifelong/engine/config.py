@@ -71,6 +71,11 @@ class TrainConfig:
     checkpoint_every: int = 0
     #: rebuild the optimiser at each task start (its state otherwise carries over)
     reset_optimizer: bool = True
+    #: ``sft`` (the objective's own loss); for language models ``remax`` or ``reinforce``: a policy
+    #: gradient with an exact-match reward after a supervised warm-up (:mod:`lifelong.hf.rl`)
+    objective: Literal["sft", "reinforce", "remax"] = "sft"
+    #: the policy gradient's settings: warmup_steps (per task), samples, max_new_tokens, temperature, baseline
+    rl: Optional[dict[str, Any]] = None
 
     def __post_init__(self) -> None:
         for name in ("epochs", "steps", "batch_size", "eval_every", "log_every", "checkpoint_every", "warmup_steps"):
@@ -97,6 +102,10 @@ class TrainConfig:
             raise ConfigError(f"train.precision '{self.precision}' is unknown; choose one of: {', '.join(PRECISIONS)}.")
         if self.grad_clip < 0 or self.max_grad_norm < 0:
             raise ConfigError("train.grad_clip / train.max_grad_norm must be >= 0 (0 = no clipping).")
+        if self.objective != "sft" or self.rl:
+            from lifelong.hf.rl import rl_settings  # torch only; loaded when a policy gradient is asked for
+
+            rl_settings(self.objective, self.rl)
         if self.grad_clip > 0 and self.max_grad_norm > 0 and self.grad_clip != self.max_grad_norm:
             raise ConfigError(f"train.grad_clip ({self.grad_clip}) and train.max_grad_norm ({self.max_grad_norm}) are "
                               "the same setting; give one of them.")

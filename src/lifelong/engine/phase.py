@@ -52,7 +52,7 @@ from lifelong.engine.optim import make_lr_scheduler, make_optimizer
 from lifelong.engine.pool import Pool, task_examples
 from lifelong.engine.resources import PeakMemory
 from lifelong.engine.result import RunResult
-from lifelong.errors import LifelongError, TrainingError
+from lifelong.errors import ConfigError, LifelongError, TrainingError
 
 
 # ----------------------------------------------------------------------------- helpers
@@ -82,8 +82,16 @@ def resolve_device(name: str) -> torch.device:
     return dev
 
 
-def make_objective(stream: Stream, model: nn.Module, **kwargs: Any):
-    """The objective for a stream's kind: classification or causal language modelling."""
+def make_objective(stream: Stream, model: nn.Module, config: TrainConfig | None = None, **kwargs: Any):
+    """The objective for a stream's kind: classification or causal language modelling; with
+    ``config.objective`` remax/reinforce, the policy-gradient objective of :mod:`lifelong.hf.rl`."""
+    if config is not None and config.objective != "sft":
+        from lifelong.hf.rl import PolicyGradientObjective
+
+        if stream.kind != "lm":
+            raise ConfigError(f"train.objective {config.objective} trains language models; stream '{stream.name}' "
+                                f"is '{stream.kind}'. Use train.objective: sft.")
+        return PolicyGradientObjective.from_config(stream, config.objective, config.rl, **kwargs)
     if stream.kind == "lm":
         from lifelong.hf.objective import CausalLMObjective
 
@@ -251,7 +259,13 @@ class Teacher:
         self.device = device if device is not None else resolve_device(self.cfg.device)
         model.to(self.device)
         self.model = model
-        self.objective = objective or make_objective(stream, model)
+        self.objective = objective or make_objective(stream, model, self.cfg)
+        #: the objective's policy-gradient loss (:mod:`lifelong.hf.rl`), or None for its own loss
+        self.policy = getattr(self.objective, "policy_losses", None)
+        if self.cfg.objective != "sft" and self.policy is None:
+            raise ConfigError(f"train.objective is {self.cfg.objective} but the objective given, "
+                                f"{type(self.objective).__name__}, has no policy-gradient loss; pass "
+                                "lifelong.hf.rl.PolicyGradientObjective or leave objective= unset.")
         self.callbacks = list(callbacks)
         self.step_callbacks = [c for c in self.callbacks if type(c).on_step_end is not Callback.on_step_end]
         self.curriculum = self.recipe.curriculum or Uniform()
@@ -261,6 +275,15 @@ class Teacher:
         #: the general corpus mixed into every batch (``stream.info["general"]``), or None; each process
         #: draws its own general rows (its own seed), as it draws its own share of the pool
         self.mixture = general_mixture(stream, seed=self.cfg.seed + 7_919 * distributed.rank())
+        if self.policy is not None and self.world > 1:
+            raise ConfigError(f"train.objective {self.cfg.objective} runs in one process only for now ({self.world} "
+                              "processes were started): its policy loss forwards the model twice per step, which "
+                              "DistributedDataParallel does not allow before one backward. Launch it without "
+                              "torchrun/accelerate, or use train.objective: sft across processes.")
+        if self.policy is not None and self.mixture is not None:
+            raise ConfigError("a policy-gradient objective needs prompt/answer rows, but this stream mixes general "
+                                "text into every batch (benchmark params 'general'); use train.objective: sft with "
+                                "a general mixture, or remove the mixture.")
         self.memory_fields = tuple(dict.fromkeys(f for c in self.consolidators for f in c.memory_fields))
         self.mean_loss = getattr(self.objective, "loss", None) or \
             (lambda o, d: self.objective.per_sample_loss(o, d).mean())
@@ -522,7 +545,14 @@ class Teacher:
         model), the task loss and every consolidator's penalty."""
         model = model if model is not None else (ph.forward_model or self.model)
         out = self.objective.forward(model, batch.data)
-        if ph.wants_feedback:
+        if self.policy is not None and self.objective.policy_active(self.ctx.step):
+            # after the warm-up: the policy gradient trains; schedules still get the supervised losses
+            from lifelong.engine import distributed
+
+            seed = (ph.seed * 1_000_003 + ph.sampler.step) * 1_009 + distributed.rank()
+            loss = self.policy(model, out, batch.data, seed).mean()
+            losses = self.objective.per_sample_loss(out, batch.data) if ph.wants_feedback else None
+        elif ph.wants_feedback:
             losses = self.objective.per_sample_loss(out, batch.data)
             loss = losses.mean()
         else:  # the fused mean is cheaper when nobody needs per-sample losses
@@ -641,6 +671,8 @@ class Teacher:
         if ph.lr_scheduler is not None and ph.optimizer is not None:
             row["lr"] = float(ph.optimizer.param_groups[0]["lr"])
         row.update(self.curriculum.log())
+        if self.policy is not None:
+            row.update(self.objective.log())
         if ph.reviewing:
             row.update({f"review/{k}": v for k, v in self.review.log().items()})
         if self.mixture is not None:

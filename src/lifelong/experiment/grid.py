@@ -61,7 +61,11 @@ class GridOutcome:
 
 
 def grid_label(cfg: ExperimentConfig, grid: ExperimentConfig) -> str:
-    """The comparison label of one run: its strategy, plus its curriculum when the grid varies curricula."""
+    """The comparison label of one run: its strategy, plus its curriculum when the grid varies curricula,
+    plus the values of the ``grid:`` axes it varies (the cell's :class:`~lifelong.config.GridPoint` label),
+    so the seeds of one cell are averaged and different cells are not merged."""
+    if cfg.grid_point is not None:
+        return cfg.grid_point.label
     label = cfg.strategy_label
     if len(grid.curriculum) > 1:
         label += f" / {cfg.curriculum_label}"
@@ -174,13 +178,23 @@ def _is_complete(path: Path) -> bool:
     return False
 
 
+def available_cores() -> int:
+    """The cores this process may run on (its affinity mask where the OS has one)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # pragma: no cover - macOS/Windows
+        return max(1, os.cpu_count() or 1)
+
+
 def default_workers(n_runs: int) -> int:
     """Worker processes: one per available core, at most one per run."""
-    try:
-        cores = len(os.sched_getaffinity(0))
-    except AttributeError:  # pragma: no cover - macOS/Windows
-        cores = os.cpu_count() or 1
-    return max(1, min(n_runs, cores))
+    return max(1, min(n_runs, available_cores()))
+
+
+def worker_threads(workers: int) -> int:
+    """Torch threads per pool worker: the available cores shared out, at least one each
+    (more threads than cores only makes the workers fight over them)."""
+    return max(1, available_cores() // max(1, workers))
 
 
 def run_grid(
@@ -353,6 +367,9 @@ def _drain(queue: Any, view: _GridProgress) -> None:
 def _run_inline(jobs, resume, overwrite, index_root, progress, console):
     import queue as _q
 
+    if console is not None:
+        console.print(f"one process: {len(jobs)} run(s) in turn with {_torch_threads()} torch thread(s) "
+                      f"on {available_cores()} available core(s).")
     view = _GridProgress(len(jobs), progress, console)
     worker = WorkerContext(queue=_q.Queue())
     results = []
@@ -436,6 +453,11 @@ def _run_pool(jobs, workers, resume, overwrite, index_root, progress, console):
     from multiprocessing.connection import wait
 
     ctx = mp.get_context("spawn")  # fork after torch has started threads can deadlock
+    workers = min(workers, len(jobs))
+    threads = worker_threads(workers)
+    if console is not None:
+        console.print(f"process pool: {workers} worker(s) x {threads} torch thread(s) each, for {len(jobs)} run(s) "
+                      f"on {available_cores()} available core(s) (--workers N to change).")
     view = _GridProgress(len(jobs), progress, console)
     todo = list(jobs)
     paths = {n: p for n, _, p in jobs}
@@ -444,7 +466,7 @@ def _run_pool(jobs, workers, resume, overwrite, index_root, progress, console):
 
     def start() -> None:
         parent, child = ctx.Pipe()
-        proc = ctx.Process(target=_pool_worker, args=(child, 1), daemon=True)
+        proc = ctx.Process(target=_pool_worker, args=(child, threads), daemon=True)
         proc.start()
         child.close()  # only the worker holds its end: its death closes the pipe
         live[parent] = [proc, None]

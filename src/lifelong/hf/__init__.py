@@ -4,6 +4,7 @@
 * :mod:`lifelong.hf.text` -- text task streams from JSONL/CSV files or ``datasets`` (the ``text`` benchmark);
 * :mod:`lifelong.hf.tokenizer`, :mod:`lifelong.hf.encoding` -- character tokenizer, prompt/completion tensors;
 * :mod:`lifelong.hf.objective` -- ``CausalLMObjective`` (exact match, token loss, perplexity, distillation);
+* :mod:`lifelong.hf.rl` -- ``PolicyGradientObjective``: REINFORCE / ReMax with an exact-match reward;
 * :mod:`lifelong.hf.models` -- ``hf-causal-lm`` and ``tiny-causal-lm`` model factories;
 * :mod:`lifelong.hf.lora` -- the ``lora`` consolidator (one adapter per task, via peft);
 * :mod:`lifelong.hf.trainer` -- ``ContinualTrainer``: any ``transformers.Trainer`` follows lifelong schedules.
@@ -19,6 +20,7 @@ is actually used. ``ContinualTrainer`` is imported on first access.
 
 from lifelong.hf.tokenizer import CharTokenizer
 from lifelong.hf.objective import CausalLMObjective
+from lifelong.hf.rl import PolicyGradientObjective
 
 # registrations, one line per module (the import registers its entries)
 from lifelong.hf.arithmetic import arithmetic_skills
@@ -26,7 +28,7 @@ from lifelong.hf.text import text_stream
 from lifelong.hf.models import hf_causal_lm, tiny_causal_lm
 from lifelong.hf.lora import LoRAPerTask
 
-__all__ = ["CharTokenizer", "CausalLMObjective", "arithmetic_skills", "text_stream", "hf_causal_lm",
+__all__ = ["CharTokenizer", "CausalLMObjective", "PolicyGradientObjective", "arithmetic_skills", "text_stream", "hf_causal_lm",
            "tiny_causal_lm", "LoRAPerTask", "ContinualTrainer"]
 
 

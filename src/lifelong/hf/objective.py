@@ -195,12 +195,16 @@ class CausalLMObjective:
         prompts, answers = stream.info.get("general_pairs") or ([], [])
         if not texts and not answers:
             return {}
-        key = (id(texts), id(answers))
+        # general lines longer than the model's position table are cut to it (scored on what fits)
+        limit = position_limit(model)
+        key = (id(texts), id(answers), limit)
         if getattr(self, "_general_key", None) != key:  # encode once per stream
             if texts:
-                self._general = encode_pairs(self.tokenizer, [""] * len(texts), list(texts), source="general text")
+                self._general = encode_pairs(self.tokenizer, [""] * len(texts), list(texts), max_length=limit,
+                                             source="general text")
             else:
-                self._general = encode_pairs(self.tokenizer, list(prompts), list(answers), source="general problems")
+                self._general = encode_pairs(self.tokenizer, list(prompts), list(answers), max_length=limit,
+                                             source="general problems")
             self._general_key = key
         return {"general_perplexity": self.perplexity(model, self._general, device, batch_size)}
 
@@ -222,6 +226,16 @@ class CausalLMObjective:
         model.train(was_training)
         gen = out[:, ids.shape[1]:].cpu()
         return [_decode(self.tokenizer, row, eos) for row in gen]
+
+
+def position_limit(model: nn.Module) -> int | None:
+    """The longest sequence ``model`` can take (its position table), when its config says so."""
+    config = getattr(model, "config", None)
+    for name in ("n_positions", "max_position_embeddings"):
+        value = getattr(config, name, None)
+        if isinstance(value, int) and value > 0:
+            return value
+    return None
 
 
 def _decode(tokenizer: Any, ids: Tensor, eos: int) -> str:

@@ -5,7 +5,10 @@ accuracy, forgetting, BWT, FWT and wall time over its runs. The standard
 deviation is the sample one (``ddof=1``, the usual "± std over seeds"); with
 a single run it is not shown. A metric that is undefined for a run (None,
 e.g. forgetting of joint training) is left out of that metric's mean; if it
-is undefined for every run of the group the cell shows "—".
+is undefined for every run of the group the cell shows "—". Runs that record a
+general validation loss (a general-data mixture, see
+:mod:`lifelong.curriculum.mixture`) add two columns: the last general and mean
+domain validation losses.
 
 Render the rows with :func:`rich_table` (terminal), :func:`markdown_table`
 or :func:`html_table`.
@@ -32,6 +35,26 @@ COLUMNS: tuple[tuple[str, str, int, str], ...] = (
     ("fwt", "FWT", 3, ""),
     ("wall_seconds", "wall time", 1, " s"),
 )
+#: columns shown only when some run has them: the last general and (mean) domain validation losses that a
+#: general-data mixture records every ``eval_every`` steps (``general/val_loss``, ``domain/<i>/val_loss``)
+LOSS_COLUMNS: tuple[tuple[str, str, int, str], ...] = (
+    ("general_val_loss", "general val loss", 3, ""),
+    ("domain_val_loss", "domain val loss", 3, ""),
+)
+
+
+def validation_losses(schedule_log: Sequence[dict[str, Any]]) -> dict[str, float]:
+    """The last ``general/val_loss`` of a run's schedule log and the mean of that row's domain losses
+    (empty without a general validation split)."""
+    last = next((r for r in reversed(schedule_log) if r.get("general/val_loss") is not None), None)
+    if last is None:
+        return {}
+    out = {"general_val_loss": float(last["general/val_loss"])}
+    domain = [float(v) for k, v in last.items() if k.startswith("domain/") and k.endswith("/val_loss")
+              and v is not None]
+    if domain:
+        out["domain_val_loss"] = statistics.fmean(domain)
+    return out
 
 
 @dataclass
@@ -64,10 +87,13 @@ class ComparisonRow:
     runs: int
     seeds: list[Any] = field(default_factory=list)
     stats: dict[str, Stat] = field(default_factory=dict)
+    #: the metric columns of the table this row belongs to (:data:`COLUMNS`, plus loss columns when measured)
+    columns: tuple[tuple[str, str, int, str], ...] = COLUMNS
 
-    def cells(self) -> list[str]:
-        """The formatted cells: label, runs, then one per :data:`COLUMNS` entry."""
-        return [self.label, str(self.runs), *(self.stats[k].format(d, u) for k, _, d, u in COLUMNS)]
+    def cells(self, columns: Sequence[tuple[str, str, int, str]] | None = None) -> list[str]:
+        """The formatted cells: label, runs, then one per column (of this row's table, or of ``columns``)."""
+        cols = self.columns if columns is None else columns
+        return [self.label, str(self.runs), *(self.stats[k].format(d, u) for k, _, d, u in cols)]
 
 
 @dataclass
@@ -82,8 +108,11 @@ class RunEntry:
 
     def metrics(self) -> dict[str, Any]:
         if self.summary is not None and all(k in self.summary for k, *_ in COLUMNS):
-            return self.summary
-        return summarize(self.result)
+            base = self.summary
+        else:
+            base = summarize(self.result)
+        losses = validation_losses(self.result.schedule_log or [])
+        return {**base, **losses} if losses else base
 
     @property
     def seed(self) -> Any:
@@ -91,9 +120,16 @@ class RunEntry:
         return self.config.get("seed", train.get("seed"))
 
 
-def label_of(config: dict[str, Any], by: str | Sequence[str] = "strategy", default: str = "run") -> str:
+#: the default grouping key: a run's grid cell (``grid_point.label``: the strategy plus the values of the grid
+#: axes it varies, e.g. ``naive ratio=0.05 rewarm``), and for a run outside such a grid its strategy
+CELL = "cell"
+
+
+def label_of(config: dict[str, Any], by: str | Sequence[str] = CELL, default: str = "run") -> str:
     """The group label of a run: the config value at ``by`` (dotted keys allowed).
 
+    ``cell`` (the default) is the run's grid cell (:data:`CELL`): the seeds of
+    one cell of a ``grid:`` form one group and different cells stay apart.
     A section (a mapping such as ``strategy`` or ``curriculum``) gives its
     ``label`` -- the name a grid gives each variant, e.g. ``er[ratio=0.3]``
     and ``er[ratio=0.7]`` for two ratios of one strategy, so they are not
@@ -104,6 +140,13 @@ def label_of(config: dict[str, Any], by: str | Sequence[str] = "strategy", defau
     keys = [by] if isinstance(by, str) else list(by)
     parts = []
     for key in keys:
+        if key == CELL:
+            point = config.get("grid_point")
+            text = point.get("label") if isinstance(point, dict) else None
+            text = text or _section_label(config.get("strategy"))
+            if text is not None:
+                parts.append(text)
+            continue
         value: Any = config
         for part in key.split("."):
             value = value.get(part) if isinstance(value, dict) else None
@@ -127,21 +170,25 @@ def compare(entries: Iterable[RunEntry]) -> list[ComparisonRow]:
     groups: dict[str, list[RunEntry]] = {}
     for e in entries:
         groups.setdefault(e.label, []).append(e)
+    metrics = {label: [r.metrics() for r in runs] for label, runs in groups.items()}
+    measured = {k for ms in metrics.values() for m in ms for k in m}
+    columns = COLUMNS + tuple(c for c in LOSS_COLUMNS if c[0] in measured)
     rows = []
     for label, runs in groups.items():
-        ms = [r.metrics() for r in runs]
+        ms = metrics[label]
         rows.append(
             ComparisonRow(
                 label=label,
                 runs=len(runs),
                 seeds=[r.seed for r in runs],
-                stats={k: Stat.of(m.get(k) for m in ms) for k, *_ in COLUMNS},
+                stats={k: Stat.of(m.get(k) for m in ms) for k, *_ in columns},
+                columns=columns,
             )
         )
     return rows
 
 
-def load_entries(run_dirs: Iterable[PathLike], by: str | Sequence[str] = "strategy") -> list[RunEntry]:
+def load_entries(run_dirs: Iterable[PathLike], by: str | Sequence[str] = CELL) -> list[RunEntry]:
     """Read run folders into :class:`RunEntry` objects labelled by ``by`` (folder name if absent)."""
     from lifelong.runs.rundir import load_run
 
@@ -152,26 +199,33 @@ def load_entries(run_dirs: Iterable[PathLike], by: str | Sequence[str] = "strate
     return out
 
 
-def compare_dirs(run_dirs: Iterable[PathLike], by: str | Sequence[str] = "strategy") -> list[ComparisonRow]:
+def compare_dirs(run_dirs: Iterable[PathLike], by: str | Sequence[str] = CELL) -> list[ComparisonRow]:
     """:func:`compare` over run folders."""
     return compare(load_entries(run_dirs, by))
 
 
-def headers(label: str = "label") -> list[str]:
-    return [label, "runs", *(title for _, title, *_ in COLUMNS)]
+def headers(label: str = "label", columns: Sequence[tuple[str, str, int, str]] = COLUMNS) -> list[str]:
+    return [label, "runs", *(title for _, title, *_ in columns)]
 
 
-def rich_table(rows: Sequence[ComparisonRow], title: str | None = None, label: str = "label"):
-    """A ``rich.table.Table`` for the terminal."""
+def _columns(rows: Sequence[ComparisonRow]) -> tuple[tuple[str, str, int, str], ...]:
+    return rows[0].columns if rows else COLUMNS
+
+
+def rich_table(rows: Sequence[ComparisonRow], title: str | None = None, label: str = "label",
+               columns: Sequence[tuple[str, str, int, str]] | None = None):
+    """A ``rich.table.Table`` for the terminal, of the rows' columns (or of ``columns``: a terminal is narrower
+    than a markdown or HTML table, so the CLI shows the loss columns in a table of their own)."""
     from rich.table import Table
 
     from rich.markup import escape
 
     table = Table(title=title)
-    for i, h in enumerate(headers(label)):
+    cols = _columns(rows) if columns is None else tuple(columns)
+    for i, h in enumerate(headers(label, cols)):
         table.add_column(escape(h), justify="left" if i == 0 else "right", no_wrap=i > 0)
     for r in rows:  # escaped: a label such as "er[ratio=0.3]" is not rich markup
-        table.add_row(*map(escape, r.cells()))
+        table.add_row(*map(escape, r.cells(cols)))
     return table
 
 
@@ -181,7 +235,7 @@ def markdown_table(rows: Sequence[ComparisonRow], label: str = "label") -> str:
     def esc(s: str) -> str:
         return s.replace("|", "\\|")
 
-    hs = headers(label)
+    hs = headers(label, _columns(rows))
     lines = ["| " + " | ".join(map(esc, hs)) + " |", "|" + "|".join([":---"] + ["---:"] * (len(hs) - 1)) + "|"]
     lines += ["| " + " | ".join(map(esc, r.cells())) + " |" for r in rows]
     return "\n".join(lines) + "\n"
@@ -189,7 +243,7 @@ def markdown_table(rows: Sequence[ComparisonRow], label: str = "label") -> str:
 
 def html_table(rows: Sequence[ComparisonRow], label: str = "label", css_class: str = "compare") -> str:
     """An HTML ``<table>`` (escaped, no inline scripts); numbers right-aligned via CSS class ``num``."""
-    hs = headers(label)
+    hs = headers(label, _columns(rows))
     out = [f'<table class="{css_class}">', "<thead><tr>"]
     out += [f'<th{"" if i == 0 else " class=num"}>{html.escape(h)}</th>' for i, h in enumerate(hs)]
     out.append("</tr></thead><tbody>")

@@ -10,7 +10,8 @@ Sections (each only when there is something to show):
 
 1. comparison table: runs grouped by label (``by``, default the strategy) over seeds;
 2. runs: one line per run folder (seed, tasks, steps, time, memory);
-3. accuracy matrices: a heatmap per label (mean over the seeds whose matrix has the same shape);
+3. accuracy matrices: a colour-coded table (an HTML heatmap) per label (mean over the seeds
+   whose matrix has the same shape);
 4. accuracy on each task over the stream (the classic forgetting plot), per label;
 5. average accuracy after each task, one line per label (band: ± std over seeds);
 6. learning curves (``curves.csv``) and training loss (``losses.csv``), first run of each label;
@@ -75,6 +76,13 @@ figure { margin: 1em 0 1.6em; }
 figure img { max-width: 100%; height: auto; border: 1px solid #eaeef2; }
 .figgrid { display: flex; flex-wrap: wrap; gap: 0 24px; align-items: flex-start; }
 .figgrid figure { flex: 0 1 auto; max-width: calc(50% - 12px); }
+table.heatmap { margin: 0.3em 0; font-size: 0.85em; }
+table.heatmap td { text-align: center; font-variant-numeric: tabular-nums; min-width: 2.6em; border-color: #fff; }
+table.heatmap th { font-weight: 500; white-space: nowrap; }
+table.heatmap caption { font-weight: 600; text-align: left; padding-bottom: 0.2em; }
+.hm-corner { font-size: 0.8em; color: #57606a; } .hm-none { color: #8c959f; background: #f6f8fa; }
+.hm-scale { display: flex; align-items: center; gap: 6px; font-size: 0.8em; color: #57606a; }
+.hm-bar { display: inline-block; width: 140px; height: 10px; border-radius: 2px; }
 code { font-family: ui-monospace, SFMono-Regular, Menlo, Consolas, monospace; font-size: 0.9em;
        background: #f6f8fa; padding: 0.1em 0.3em; border-radius: 4px; }
 .badge { display: inline-block; padding: 0 0.5em; border-radius: 1em; font-size: 0.85em; }
@@ -145,6 +153,40 @@ def _mean_matrix(runs: list[RunEntry]) -> tuple[np.ndarray, RunEntry, int]:
     return mean, first, len(same)
 
 
+def _cell_colour(v: float, vmax: float) -> tuple[str, str]:
+    """Background (viridis, as the report's plots) and a readable text colour for one matrix cell."""
+    from matplotlib import colormaps
+
+    r, g, b, _ = colormaps["viridis"](min(max(v / vmax, 0.0), 1.0))
+    return f"#{round(r * 255):02x}{round(g * 255):02x}{round(b * 255):02x}", ("#fff" if v / vmax < 0.6 else "#000")
+
+
+def _heatmap_table(mat: np.ndarray, first: RunEntry, label: str, caption: str) -> str:
+    """One accuracy matrix as a colour-coded HTML table: a heatmap that can be read, copied and searched
+    (and costs no figure rendering); values are written in the cells up to ``MAX_ANNOTATED`` columns."""
+    rows, cols = mat.shape
+    vmax = max(1.0, float(np.nanmax(mat))) if np.isfinite(mat).any() else 1.0
+    numbers = cols <= MAX_ANNOTATED
+    head = "".join(f"<th>{html.escape(_task_name(first, j))}</th>" for j in range(cols))
+    body = []
+    for i, name in enumerate(_row_labels(first)):
+        cells = []
+        for j in range(cols):
+            v = float(mat[i, j])
+            if math.isnan(v):
+                cells.append('<td class="hm-none">—</td>')
+                continue
+            bg, fg = _cell_colour(v, vmax)
+            cells.append(f'<td style="background:{bg};color:{fg}" title="{v:.4f}">{f"{v:.2f}" if numbers else ""}</td>')
+        body.append(f"<tr><th>{html.escape(name)}</th>{''.join(cells)}</tr>")
+    stops = ", ".join(_cell_colour(vmax * k / 4, vmax)[0] for k in range(5))
+    scale = (f'<div class="hm-scale"><span>0</span><span class="hm-bar" style="background:linear-gradient(to right, '
+             f'{stops})"></span><span>{vmax:g} accuracy</span></div>')
+    return (f'<figure class="heatmap"><table class="heatmap"><caption>{html.escape(label)}</caption>'
+            f'<thead><tr><th class="hm-corner">after learning \\ evaluated on</th>{head}</tr></thead>'
+            f"<tbody>{''.join(body)}</tbody></table>{scale}<figcaption>{html.escape(caption)}</figcaption></figure>")
+
+
 def _heatmaps(groups: "OrderedDict[str, list[RunEntry]]") -> str:
     items = [(label, runs) for label, runs in groups.items() if any(r.result.accuracy for r in runs)]
     if not items:
@@ -153,26 +195,9 @@ def _heatmaps(groups: "OrderedDict[str, list[RunEntry]]") -> str:
     for label, runs in items:
         runs = [r for r in runs if r.result.accuracy]
         mat, first, n = _mean_matrix(runs)
-        rows, cols = mat.shape
-        fig = _new_figure(min(2.2 + 0.62 * cols, 11), min(1.6 + 0.45 * rows, 9))
-        ax = fig.add_subplot()
-        im = ax.imshow(np.ma.masked_invalid(mat), vmin=0.0, vmax=max(1.0, float(np.nanmax(mat))), cmap="viridis", aspect="auto")
-        ax.set_xticks(range(cols), [_t(_task_name(first, j)) for j in range(cols)], rotation=45 if cols > 4 else 0,
-                      ha="right" if cols > 4 else "center")
-        ax.set_yticks(range(rows), [_t(s) for s in _row_labels(first)])
-        ax.set_xlabel("evaluated on task")
-        ax.set_ylabel("after learning")
-        if cols <= MAX_ANNOTATED and rows <= 3 * MAX_ANNOTATED:
-            for i in range(rows):
-                for j in range(cols):
-                    v = mat[i, j]
-                    if not math.isnan(v):
-                        ax.text(j, i, f"{v:.2f}", ha="center", va="center", fontsize=8,
-                                color="white" if v < 0.6 else "black")
-        fig.colorbar(im, ax=ax, label="accuracy", shrink=0.9)
-        ax.set_title(_t(label))
         what = f"mean of {n} runs" if n > 1 else f"run {first.path.name if first.path else ''}".strip()
-        parts.append(_figure(fig, f"{label}: accuracy matrix R[i][j] ({what}); row = after learning, column = task."))
+        parts.append(_heatmap_table(mat, first, label, f"{label}: accuracy matrix R[i][j] ({what}); "
+                                                        "row = after learning, column = task."))
     return '<div class="figgrid">' + "".join(parts) + "</div>"
 
 
@@ -776,13 +801,15 @@ def write_report(
     run_dirs: Iterable[PathLike],
     out_html: PathLike,
     title: str = "lifelong report",
-    by: str | Sequence[str] = "strategy",
+    by: str | Sequence[str] = "cell",
     tolerance: float | Sequence[float] = TOLERANCES,
 ) -> Path:
     """Write one self-contained HTML report over ``run_dirs``; returns its path.
 
     Runs are grouped by the config value ``by`` (dotted keys allowed; several
-    keys are joined; the folder name when the key is absent). The file has no
+    keys are joined; the folder name when the key is absent); the default
+    ``cell`` groups the seeds of each grid cell (strategy plus the grid axes
+    it varies), and runs outside a ``grid:`` by strategy. The file has no
     external references: it opens offline and without JavaScript. ``tolerance``:
     the tolerated general-loss increase(s), in nats over the pre-trained model's,
     for the critical mixture ratio of the continual pre-training section.
@@ -796,4 +823,6 @@ def write_report(
     bad = [t for t in tolerances if not (math.isfinite(t) and t >= 0)]
     if not tolerances or bad:
         raise ConfigError(f"tolerance must be one or more numbers >= 0 (nats of general loss); got {tolerance!r}.")
+    if by_name == "cell":
+        by_name = "grid cell" if any(e.config.get("grid_point") for e in entries) else "strategy"
     return write_text_atomic(out_html, build_report(entries, title, by_name, tolerances))

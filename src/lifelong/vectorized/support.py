@@ -51,6 +51,8 @@ def _config_reason(cfg: Any) -> str | None:
         return "gradient accumulation (train.gradient_accumulation_steps) is not vectorised"
     if train.gradient_checkpointing:
         return "gradient checkpointing (train.gradient_checkpointing)"
+    if train.objective != "sft":
+        return f"train.objective {train.objective} (a policy gradient over sampled completions)"
     if (cfg.benchmark.params or {}).get("general"):
         return "general-data mixture (benchmark params 'general')"
     if cfg.review is not None and cfg.review.name != "replay":

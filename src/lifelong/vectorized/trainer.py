@@ -179,6 +179,19 @@ class _Phase:
         return logits.masked_fill(~m, float("-inf"))
 
 
+#: a stack doing fewer multiply-adds per step than this (parameters x batch rows x runs) trains on one
+#: torch thread: its operations are too small to share out, and on a loaded machine threads that wait
+#: for each other at every operation made the demo's stacks 3-10x slower than one thread (measured)
+SMALL_STACK_MACS = 5e7
+
+
+def stack_threads(specs: list[RunSpec]) -> int:
+    """Torch threads for training ``specs`` as one stack on the CPU: one for small stacks, else the current."""
+    first = specs[0]
+    macs = sum(p.numel() for p in first.model.parameters()) * int(first.config.batch_size) * len(specs)
+    return 1 if macs < SMALL_STACK_MACS else torch.get_num_threads()
+
+
 def train_stacked(specs: list[RunSpec]) -> list[RunResult | BaseException]:
     """Train the runs of ``specs`` together; return each run's result (or the error that stopped it).
 
@@ -186,7 +199,9 @@ def train_stacked(specs: list[RunSpec]) -> list[RunResult | BaseException]:
     says so, or why not); each result equals what ``train_stream`` returns for
     the same run. A run whose loss becomes NaN stops with a
     :class:`TrainingError` (carrying its results so far in ``.result``, as
-    ``train_stream`` would raise it) while the others go on.
+    ``train_stream`` would raise it) while the others go on. On the CPU a
+    small stack trains on one torch thread (:func:`stack_threads`); the
+    thread count is restored afterwards.
     """
     from lifelong.vectorized.support import check_runs
 
@@ -194,6 +209,16 @@ def train_stacked(specs: list[RunSpec]) -> list[RunResult | BaseException]:
     if problems:
         raise LifelongError("these runs cannot be trained together: " + "; ".join(problems))
     device = resolve_device(specs[0].config.device)
+    previous = torch.get_num_threads()
+    threads = stack_threads(specs) if device.type == "cpu" else previous
+    torch.set_num_threads(threads)
+    try:
+        return _train_stacked(specs, device, threads)
+    finally:
+        torch.set_num_threads(previous)
+
+
+def _train_stacked(specs: list[RunSpec], device: torch.device, threads: int) -> list[RunResult | BaseException]:
     default_rng = capture_rng()
     runs: list[_Run] = []
     for spec in specs:
@@ -209,8 +234,8 @@ def train_stacked(specs: list[RunSpec]) -> list[RunResult | BaseException]:
                          rng["numpy"], cbs, [c for c in cbs if type(c).on_step_end is not Callback.on_step_end],
                          spec.recipe.curriculum or Uniform()))
     stacked = StackedModel([r.spec.model for r in runs])
-    note = (f"trained vectorised in a stack of {len(runs)} runs: wall and task times are the stack's divided by "
-            f"{len(runs)}")
+    note = (f"trained vectorised in a stack of {len(runs)} runs on {threads} torch thread(s): wall and task times "
+            f"are the stack's divided by {len(runs)}")
     for run in runs:
         run.result.notes.append(note)
         run.stack = len(runs)
