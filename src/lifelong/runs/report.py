@@ -99,6 +99,34 @@ def _new_figure(width: float, height: float):
     return Figure(figsize=(width, height), dpi=100, layout="constrained")
 
 
+def _grid_figure(nr: int, nc: int, cell_w: float, cell_h: float, *, sharey: bool = False, suptitle: bool = False,
+                 rotated: bool = False):
+    """A figure of ``nr`` x ``nc`` axes, and the axes, with margins fixed in inches.
+
+    Constrained layout measures every text of a figure before drawing it, which
+    doubled the cost of the report's panel grids (the report's slowest part);
+    a panel grid has the same kinds of text in each cell (a title, tick labels,
+    axis labels, a legend inside), so fixed margins fit them. Rotated tick
+    labels (``rotated``: long rows of labels) have no fixed size: those
+    figures keep constrained layout.
+    """
+    if rotated:
+        fig = _new_figure(cell_w * nc, cell_h * nr)
+        return fig, fig.subplots(nr, nc, squeeze=False, sharey=sharey)
+    from matplotlib.figure import Figure
+
+    width, height = cell_w * nc, cell_h * nr
+    fig = Figure(figsize=(width, height), dpi=100)
+    axes = fig.subplots(nr, nc, squeeze=False, sharey=sharey)
+    left, right, top, bottom = 0.75, 0.2, 0.4 + (0.35 if suptitle else 0.0), 0.55
+    gap_w, gap_h = (0.3 if sharey else 0.8), 0.95
+    axes_w = (width - left - right - (nc - 1) * gap_w) / nc
+    axes_h = (height - top - bottom - (nr - 1) * gap_h) / nr
+    fig.subplots_adjust(left=left / width, right=1 - right / width, top=1 - top / height, bottom=bottom / height,
+                        wspace=gap_w / axes_w if nc > 1 else 0.0, hspace=gap_h / axes_h if nr > 1 else 0.0)
+    return fig, axes
+
+
 def _png(fig) -> str:
     """Render a figure to a base64 PNG ``<img>`` tag (no metadata, so no URLs in the file)."""
     buf = io.BytesIO()
@@ -207,8 +235,8 @@ def _forgetting_plot(groups: "OrderedDict[str, list[RunEntry]]") -> str:
     if not items:
         return ""
     nr, nc = _grid(len(items), 2)
-    fig = _new_figure(5.6 * nc, 3.6 * nr)
-    axes = fig.subplots(nr, nc, squeeze=False, sharey=True)
+    rotated = any(len(_row_labels(runs[0])) > 6 for _, runs in items)  # the x tick labels turn 45 degrees
+    fig, axes = _grid_figure(nr, nc, 5.6, 3.6, sharey=True, rotated=rotated)
     left_out = 0
     for k, (label, runs) in enumerate(items):
         ax = axes[k // nc][k % nc]
@@ -225,7 +253,8 @@ def _forgetting_plot(groups: "OrderedDict[str, list[RunEntry]]") -> str:
                       ha="right" if len(xs) > 6 else "center")
         ax.set_title(_t(label))
         ax.set_xlabel("after learning")
-        ax.set_ylabel("accuracy")
+        if k % nc == 0:  # one y label per row: the panels share the axis
+            ax.set_ylabel("accuracy")
         ax.grid(alpha=0.3)
         if mat.shape[1] <= 12:
             ax.legend(fontsize=7, title="task", title_fontsize=7, loc="best")
@@ -291,8 +320,7 @@ def _learning_curves(groups: "OrderedDict[str, list[RunEntry]]") -> str:
     items = [(label, r) for label, r in items if r is not None]
     if items:
         nr, nc = _grid(len(items), 2)
-        fig = _new_figure(5.6 * nc, 3.5 * nr)
-        axes = fig.subplots(nr, nc, squeeze=False, sharey=True)
+        fig, axes = _grid_figure(nr, nc, 5.6, 3.5, sharey=True)
         for k, (label, e) in enumerate(items):
             ax = axes[k // nc][k % nc]
             by_task: dict[Any, list[tuple[float, float]]] = {}
@@ -308,7 +336,8 @@ def _learning_curves(groups: "OrderedDict[str, list[RunEntry]]") -> str:
                 ax.axvline(b, color="0.6", ls=":", lw=1)
             ax.set_title(_t(f"{label} — {e.path.name if e.path else ''}"))
             ax.set_xlabel("step")
-            ax.set_ylabel("accuracy")
+            if k % nc == 0:  # one y label per row: the panels share the axis
+                ax.set_ylabel("accuracy")
             ax.grid(alpha=0.3)
             if len(by_task) <= 12:
                 ax.legend(fontsize=7, title="eval task", title_fontsize=7)
@@ -391,8 +420,7 @@ def _schedule_plots(groups: "OrderedDict[str, list[RunEntry]]") -> str:
         if not fam:
             continue
         nr, nc = _grid(len(fam), 2)
-        fig = _new_figure(5.6 * nc, 3.2 * nr)
-        axes = fig.subplots(nr, nc, squeeze=False)
+        fig, axes = _grid_figure(nr, nc, 5.6, 3.2, suptitle=True)
         left_out = 0
         for k, (name, cols) in enumerate(fam.items()):
             ax = axes[k // nc][k % nc]
@@ -598,8 +626,8 @@ def _cpt_curve_plots(groups: "OrderedDict[str, list[Any]]", res: Any) -> str:
     law fitted on the first part of the steps (dashed; a dotted line marks the fit boundary)."""
     parts = []
     for label, curves in groups.items():
-        fig = _new_figure(11.2, 3.6)
-        axes = fig.subplots(1, 2, squeeze=False)[0]
+        fig, panels = _grid_figure(1, 2, 5.6, 3.6, suptitle=True)
+        axes = panels[0]
         shown = curves[:MAX_LINES]
         fitted = False
         for which, ax in zip(("general", "domain"), axes):
@@ -640,8 +668,8 @@ def _ratio_plot(res: Any, tolerance: Sequence[float]) -> str:
     runs = [c for c in res.runs if c.ratio is not None]
     if not runs:
         return ""
-    fig = _new_figure(11.2, 3.6)
-    axes = fig.subplots(1, 2, squeeze=False)[0]
+    fig, panels = _grid_figure(1, 2, 5.6, 3.6)
+    axes = panels[0]
     scheds = sorted({c.schedule for c in runs})
     law = res.mixture_all
     grid = np.linspace(0.0, max(max(c.ratio for c in runs), 0.05), 101)
