@@ -25,6 +25,7 @@ from lifelong.hf.objective import CausalLMObjective  # noqa: E402
 from lifelong.hf.rl import (PolicyGradientObjective, advantages, completion_log_probs,  # noqa: E402
                             rl_settings)
 from lifelong.hf.tokenizer import CharTokenizer  # noqa: E402
+from test_engine_loop import Tape  # noqa: E402
 
 TOK = CharTokenizer("0123456789:")
 
@@ -183,18 +184,12 @@ def test_resume_mid_task_draws_the_same_samples():
         return train_stream(s, model(s), config=cfg(steps=10, log_every=1, checkpoint_every=1, lr=3e-3),
                             objective=obj, **kw)
 
-    full = run(checkpointer=lambda st: states.append(_freeze(st)))
+    full = run(checkpointer=lambda st: states.append(Tape.freeze(st)))
     chosen = next(st for st in map(_thaw, states) if (st["phase"], st["step"]) == (1, 7))
     torch.manual_seed(123)
     resumed = run(resume=chosen)
     assert resumed.losses == full.losses and resumed.accuracy == full.accuracy and resumed.complete
     assert resumed.schedule_log == full.schedule_log
-
-
-def _freeze(state):
-    b = io.BytesIO()
-    torch.save(state, b)
-    return b.getvalue()
 
 
 def _thaw(blob):

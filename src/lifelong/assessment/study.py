@@ -331,6 +331,13 @@ def phase_study(runs: Sequence[RunCurves], fit_until: float = 0.3
     for r in runs:
         for k, c in enumerate(phase_curves(r)):
             groups.setdefault((_group_key(r), k), []).append(c)
+    return _fit_groups(groups, fit_until, lambda key: f"per phase, {{which}} loss, ratio {key[0]} phase {key[1]}")
+
+
+def _fit_groups(groups: dict[Any, list[RunCurves]], fit_until: float, where: Any
+                ) -> tuple[dict[Any, dict[str, CPTFit]], list[str]]:
+    """:func:`fit_cpt` of the general and the domain curve of every group; the reasons of the fits that
+    failed, each named by ``where(key)`` (a template with ``{which}``)."""
     fits: dict[Any, dict[str, CPTFit]] = {}
     skipped: list[str] = []
     for key, members in groups.items():
@@ -338,7 +345,7 @@ def phase_study(runs: Sequence[RunCurves], fit_until: float = 0.3
             try:
                 fits.setdefault(key, {})[which] = fit_cpt(members, which, fit_until)
             except DataError as exc:
-                skipped.append(f"CPT law per phase, {which} loss, ratio {key[0]} phase {key[1]}: {exc}")
+                skipped.append(f"CPT law {where(key).format(which=which)}: {exc}")
     return fits, skipped
 
 
@@ -353,15 +360,7 @@ def cpt_study(runs: Sequence[RunCurves], fit_until: float = 0.3
     groups: dict[Any, list[RunCurves]] = {}
     for r in runs:
         groups.setdefault(_group_key(r), []).append(r)
-    fits: dict[Any, dict[str, CPTFit]] = {}
-    skipped: list[str] = []
-    for key, members in groups.items():
-        for which in ("general", "domain"):
-            try:
-                fits.setdefault(key, {})[which] = fit_cpt(members, which, fit_until)
-            except DataError as exc:
-                skipped.append(f"CPT law, {which} loss, ratio {key}: {exc}")
-    return fits, skipped
+    return _fit_groups(groups, fit_until, lambda key: f", {{which}} loss, ratio {key}")
 
 
 # ----------------------------------------------------------------------------- the mixture law
