@@ -73,6 +73,7 @@ from lifelong.engine.loop import train_stream  # noqa: E402
 from lifelong.hf.models import tiny_causal_lm  # noqa: E402
 from lifelong.hf.objective import CausalLMObjective  # noqa: E402
 from lifelong.hf.text import text_stream  # noqa: E402
+from lifelong.runs.compare import Stat  # noqa: E402
 
 WORDS = ("the a one every some cat dog bird man woman child king city house river tree road ship "
          "sees likes finds takes makes keeps loves holds walks runs sings reads "
@@ -175,8 +176,8 @@ def run(stream, base: torch.nn.Module, ratio: float, schedule: str, seed: int, a
 
 
 def _ms(values) -> str:
-    v = np.asarray(values, float)
-    return f"{v.mean():.3f} ± {v.std(ddof=1):.3f}" if len(v) > 1 else f"{v.mean():.3f}"
+    """Mean ± sample std over the seeds (the comparison table's format)."""
+    return Stat.of(values).format()
 
 
 def main() -> None:

@@ -49,6 +49,7 @@ from lifelong.assessment import average_accuracy, forgetting
 from lifelong.data.benchmarks import make_benchmark
 from lifelong.engine import TrainConfig, seed_everything, train_stream
 from lifelong.models import build_model
+from lifelong.runs.compare import Stat
 from lifelong.strategies import build_strategy, compose
 
 METHODS = ("naive", "ewc", "er", "average", "average/merged", "magmax", "ema")
@@ -95,9 +96,9 @@ def _measure(stream, model, rec, cfg) -> dict[str, float]:
             "seconds": time.perf_counter() - t0}
 
 
-def ms(values: list[float]) -> str:
-    sd = statistics.stdev(values) if len(values) > 1 else 0.0
-    return f"{statistics.fmean(values):.3f} ± {sd:.3f}"
+def ms(values) -> str:
+    """Mean ± sample std over the seeds (the comparison table's format; NaN left out, "—" when none)."""
+    return Stat.of(values).format()
 
 
 def table(title: str, rows: dict[str, list[dict[str, Any]]]) -> None:

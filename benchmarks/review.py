@@ -48,6 +48,7 @@ from lifelong.engine import Recipe, TrainConfig, seed_everything, train_stream
 from lifelong.memory import BUFFERS
 from lifelong.models import build_model
 from lifelong.registry import build
+from lifelong.runs.compare import Stat
 
 Spec = tuple[str, dict] | None
 
@@ -81,9 +82,9 @@ def mean(runs: list[dict], key: str) -> float:
     return statistics.fmean(r[key] for r in runs)
 
 
-def ms(values: list[float]) -> str:
-    sd = statistics.stdev(values) if len(values) > 1 else 0.0
-    return f"{statistics.fmean(values):.3f} ± {sd:.3f}"
+def ms(values) -> str:
+    """Mean ± sample std over the seeds (the comparison table's format; NaN left out, "—" when none)."""
+    return Stat.of(values).format()
 
 
 def table(rows: dict[str, list[dict]]) -> None:

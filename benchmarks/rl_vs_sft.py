@@ -60,6 +60,7 @@ from lifelong.engine.config import Recipe
 from lifelong.hf.encoding import encode_pairs
 from lifelong.hf.models import tiny_causal_lm
 from lifelong.hf.objective import CausalLMObjective
+from lifelong.runs.compare import Stat
 from lifelong.hf.rl import PolicyGradientObjective
 from lifelong.hf.tokenizer import CharTokenizer
 
@@ -122,11 +123,8 @@ def run(objective: str, seed: int, steps: int, warmup: int, samples: int = 1, ba
 
 
 def ms(values) -> str:
-    values = [v for v in values if v == v]
-    if not values:
-        return "n/a"
-    sd = statistics.stdev(values) if len(values) > 1 else 0.0
-    return f"{statistics.fmean(values):.3f} ± {sd:.3f}"
+    """Mean ± sample std over the seeds (the comparison table's format; NaN left out, "—" when none)."""
+    return Stat.of(values).format()
 
 
 def report(title: str, results: dict, warmup: int) -> float:

@@ -34,6 +34,7 @@ from lifelong.data.task import Stream, Task
 from lifelong.engine import Recipe, TrainConfig, seed_everything, train_stream
 from lifelong.models import build_model
 from lifelong.registry import build
+from lifelong.runs.compare import Stat
 
 LEARNABLE, UNLEARNABLE, CLASSES, DIM = 4, 4, 4, 20
 
@@ -93,7 +94,7 @@ def main() -> None:
         rows[label] = ([o[0] for o in out], [o[1] for o in out], [o[2] for o in out])
 
     def ms(v):
-        return f"{statistics.fmean(v):.3f}" + (f" ± {statistics.stdev(v):.3f}" if len(v) > 1 else "")
+        return Stat.of(v).format()
 
     print(f"{len(seeds)} seed(s), {steps} steps, batch 32, {LEARNABLE} learnable + {UNLEARNABLE} random-label tasks; "
           f"uniform share of unlearnable = {uniform_share:.2f}")
