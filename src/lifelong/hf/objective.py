@@ -57,6 +57,16 @@ def shifted(out: Tensor, labels: Tensor) -> tuple[Tensor, Tensor]:
     return out[:, : n - 1], labels[:, 1:n]
 
 
+def token_nll(out: Tensor, labels: Tensor) -> tuple[Tensor, Tensor]:
+    """``-log p(labels[t] | tokens < t)`` per position ``[batch, L-1]`` (0 where a position has no
+    label) and the mask of labelled positions; ``out`` ``[batch, L', vocab]`` with ``L' <= L``."""
+    logits, target = shifted(out, labels.to(out.device))
+    scored = target != IGNORE
+    loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]).float(), target.reshape(-1).clamp_min(0),
+                           reduction="none").view_as(target)
+    return loss * scored, scored
+
+
 class CausalLMObjective:
     """Next-token prediction on completion tokens, assessed by exact match (see module docs)."""
 
@@ -96,11 +106,7 @@ class CausalLMObjective:
 
     def token_losses(self, out: Tensor, data: Examples) -> tuple[Tensor, Tensor]:
         """Per-token losses ``[batch, L-1]`` and the mask of scored (completion) tokens."""
-        logits, target = shifted(out, data["labels"].to(out.device))
-        scored = target != IGNORE
-        loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]).float(), target.reshape(-1).clamp_min(0),
-                               reduction="none").view_as(target)
-        return loss * scored, scored
+        return token_nll(out, data["labels"])
 
     def per_sample_loss(self, out: Tensor, data: Examples) -> Tensor:
         loss, scored = self.token_losses(out, data)

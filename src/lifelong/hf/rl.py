@@ -63,7 +63,7 @@ from lifelong.data.examples import Examples
 from lifelong.data.task import Stream
 from lifelong.errors import ConfigError, DataError
 from lifelong.hf.encoding import IGNORE, special_ids
-from lifelong.hf.objective import CausalLMObjective, lm_logits
+from lifelong.hf.objective import CausalLMObjective, lm_logits, token_nll
 
 #: ``train.objective`` values: supervised fine-tuning, or a policy gradient
 OBJECTIVES = ("sft", "reinforce", "remax")
@@ -157,11 +157,8 @@ def completion_log_probs(logits: Tensor, labels: Tensor, temperature: float = 1.
     """Sum over each row of ``log p(labels[t] | tokens < t)`` for the positions with a label
     (``labels`` ``[rows, L]``, ``IGNORE`` elsewhere; ``logits`` ``[rows, L', vocab]`` with
     ``L' <= L``, position t predicting token t + 1), at ``temperature``."""
-    n = logits.shape[1]
-    pred, target = logits[:, : n - 1].float() / float(temperature), labels[:, 1:n].to(logits.device)
-    scored = target != IGNORE
-    logp = torch.log_softmax(pred, dim=-1).gather(-1, target.clamp_min(0).unsqueeze(-1)).squeeze(-1)
-    return (logp * scored).sum(1)
+    nll, _ = token_nll(logits.float() / float(temperature), labels)
+    return -nll.sum(1)
 
 
 def reference_layout(data: Examples) -> tuple[Tensor, Tensor]:
