@@ -49,6 +49,7 @@ import numpy as np
 from lifelong.assessment.laws import (CPTLaw, DomainLossLaw, GeneralLossLaw, critical_mixture_ratio,
                                       fit_cpt_law, fit_domain_loss, fit_general_loss, mean_relative_error)
 from lifelong.errors import DataError
+from lifelong.runs.compare import config_value
 
 _DOMAIN = re.compile(r"^domain/(\d+)/val_loss$")
 #: default tolerated general-loss increases (nats over the pre-trained model's) for the critical mixture ratio
@@ -60,15 +61,6 @@ def _num(v: Any) -> float | None:
         return None
     v = float(v)
     return v if math.isfinite(v) else None
-
-
-def _get(config: dict[str, Any] | None, dotted: str) -> Any:
-    cur: Any = config or {}
-    for part in dotted.split("."):
-        if not isinstance(cur, dict) or part not in cur:
-            return None
-        cur = cur[part]
-    return cur
 
 
 # ----------------------------------------------------------------------------- curves of one run
@@ -219,7 +211,7 @@ def run_curves(schedule_log: Sequence[dict[str, Any]], config: dict[str, Any] | 
         tokens = np.interp(steps.astype(float), x, y)
     else:
         tokens = np.full(len(steps), np.nan)
-    train = _get(config, "train")
+    train = config_value(config, "train")
     lrs, source = None, "constant"
     if isinstance(train, dict):
         try:
@@ -230,13 +222,15 @@ def run_curves(schedule_log: Sequence[dict[str, Any]], config: dict[str, Any] | 
         lrs = _lr_from_log(schedule_log, total)
         source = "logged"
     if lrs is None:
-        lr = _num(_get(config, "train.lr"))
+        lr = _num(config_value(config, "train.lr"))
         lrs, source = np.full(total, lr if lr is not None and lr > 0 else 1.0), "constant"
     if ratio is None:
-        ratio = _num(_get(config, "benchmark.params.general.ratio"))
-    sched = _get(config, "train.lr_scheduler") or "constant"
-    scope = _get(config, "train.lr_scheduler_scope") or "task"
-    seed = _get(config, "seed") if _get(config, "seed") is not None else _get(config, "train.seed")
+        ratio = _num(config_value(config, "benchmark.params.general.ratio"))
+    sched = config_value(config, "train.lr_scheduler") or "constant"
+    scope = config_value(config, "train.lr_scheduler_scope") or "task"
+    seed = config_value(config, "seed")
+    if seed is None:
+        seed = config_value(config, "train.seed")
     return RunCurves(label=label, ratio=ratio, schedule=f"{sched}/{scope}", steps=steps, tokens=tokens,
                      general=general, domain=domain, lrs=np.asarray(lrs, float), lr_source=source,
                      base_general=_num(base.get("general/val_loss")) if base else None,

@@ -147,13 +147,19 @@ def label_of(config: dict[str, Any], by: str | Sequence[str] = CELL, default: st
             if text is not None:
                 parts.append(text)
             continue
-        value: Any = config
-        for part in key.split("."):
-            value = value.get(part) if isinstance(value, dict) else None
-        text = _section_label(value)
+        text = _section_label(config_value(config, key))
         if text is not None:
             parts.append(text)
     return " / ".join(parts) if parts else default
+
+
+def config_value(config: dict[str, Any] | None, key: str) -> Any:
+    """The value at dotted ``key`` (``train.lr``, ``benchmark.params.general.ratio``) of a run's plain
+    config data, or None where a part of the key is missing."""
+    value: Any = config
+    for part in key.split("."):
+        value = value.get(part) if isinstance(value, dict) else None
+    return value
 
 
 def _section_label(value: Any) -> str | None:
