@@ -90,7 +90,7 @@ def make_objective(stream: Stream, model: nn.Module, config: TrainConfig | None 
 
         if stream.kind != "lm":
             raise ConfigError(f"train.objective {config.objective} trains language models; stream '{stream.name}' "
-                                f"is '{stream.kind}'. Use train.objective: sft.")
+                              f"is '{stream.kind}'. Use train.objective: sft.")
         return PolicyGradientObjective.from_config(stream, config.objective, config.rl, **kwargs)
     if stream.kind == "lm":
         from lifelong.hf.objective import CausalLMObjective
@@ -249,6 +249,8 @@ class Teacher:
         from lifelong.engine import distributed
 
         self.world = world_size() if distributed.join_from_env(self.cfg.device) else 1
+        #: this process's rank (0 alone): seeds what each process draws on its own
+        self.rank = distributed.rank()
         if self.cfg.batch_size % self.world:
             raise LifelongError(f"train.batch_size {self.cfg.batch_size} is the global batch and must divide "
                                 f"between the {self.world} processes; use a multiple of {self.world}.")
@@ -264,8 +266,8 @@ class Teacher:
         self.policy = getattr(self.objective, "policy_losses", None)
         if self.cfg.objective != "sft" and self.policy is None:
             raise ConfigError(f"train.objective is {self.cfg.objective} but the objective given, "
-                                f"{type(self.objective).__name__}, has no policy-gradient loss; pass "
-                                "lifelong.hf.rl.PolicyGradientObjective or leave objective= unset.")
+                              f"{type(self.objective).__name__}, has no policy-gradient loss; pass "
+                              "lifelong.hf.rl.PolicyGradientObjective or leave objective= unset.")
         self.callbacks = list(callbacks)
         self.step_callbacks = [c for c in self.callbacks if type(c).on_step_end is not Callback.on_step_end]
         self.curriculum = self.recipe.curriculum or Uniform()
@@ -274,7 +276,7 @@ class Teacher:
         self.phases = phase_pools(stream, self.recipe)
         #: the general corpus mixed into every batch (``stream.info["general"]``), or None; each process
         #: draws its own general rows (its own seed), as it draws its own share of the pool
-        self.mixture = general_mixture(stream, seed=self.cfg.seed + 7_919 * distributed.rank())
+        self.mixture = general_mixture(stream, seed=self.cfg.seed + 7_919 * self.rank)
         if self.policy is not None and self.world > 1:
             raise ConfigError(f"train.objective {self.cfg.objective} runs in one process only for now ({self.world} "
                               "processes were started): its policy loss forwards the model twice per step, which "
@@ -282,8 +284,8 @@ class Teacher:
                               "torchrun/accelerate, or use train.objective: sft across processes.")
         if self.policy is not None and self.mixture is not None:
             raise ConfigError("a policy-gradient objective needs prompt/answer rows, but this stream mixes general "
-                                "text into every batch (benchmark params 'general'); use train.objective: sft with "
-                                "a general mixture, or remove the mixture.")
+                              "text into every batch (benchmark params 'general'); use train.objective: sft with "
+                              "a general mixture, or remove the mixture.")
         self.memory_fields = tuple(dict.fromkeys(f for c in self.consolidators for f in c.memory_fields))
         self.mean_loss = getattr(self.objective, "loss", None) or \
             (lambda o, d: self.objective.per_sample_loss(o, d).mean())
@@ -547,9 +549,7 @@ class Teacher:
         out = self.objective.forward(model, batch.data)
         if self.policy is not None and self.objective.policy_active(self.ctx.step):
             # after the warm-up: the policy gradient trains; schedules still get the supervised losses
-            from lifelong.engine import distributed
-
-            seed = (ph.seed * 1_000_003 + ph.sampler.step) * 1_009 + distributed.rank()
+            seed = (ph.seed * 1_000_003 + ph.sampler.step) * 1_009 + self.rank
             loss = self.policy(model, out, batch.data, seed).mean()
             losses = self.objective.per_sample_loss(out, batch.data) if ph.wants_feedback else None
         elif ph.wants_feedback:
